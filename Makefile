@@ -1,0 +1,50 @@
+# ferry — one entry point for everything. `make setup` installs the system packages (root,
+# idempotent); `make build` produces shim/containerd-shim-ferry-v2's bundle; `make test` runs
+# unit and end-to-end tests; `make demo` runs a container through ferry, checkpoints and
+# restores it.
+SHELL := /bin/bash
+NODE_BIN := node_modules/.bin
+
+.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench clean
+
+all: build
+
+setup:
+	bash contrib/setup.sh
+	$(MAKE) deps build
+
+deps: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+native: deps
+	$(NODE_BIN)/node-gyp rebuild 2>/dev/null || npx --no-install node-gyp rebuild
+
+# Regenerates api/gen from api/proto (needs protoc: `make setup` installs protobuf-compiler).
+proto: deps
+	bash api/generate.sh
+
+build: deps
+	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
+	node contrib/bundle.js
+
+install: build
+	ln -sf $(CURDIR)/shim/containerd-shim-ferry-v2 /usr/local/bin/containerd-shim-ferry-v2
+
+test: test-unit test-e2e
+
+test-unit: build
+	$(NODE_BIN)/jest --selectProjects unit
+
+test-e2e: build
+	$(NODE_BIN)/jest --selectProjects e2e --runInBand
+
+demo: build
+	bash contrib/demo.sh
+
+bench: build
+	node bench/run.js
+
+clean:
+	rm -rf dist build
