@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Regenerates api/gen/ (TypeScript, ts-proto) from api/proto/. Run from anywhere;
+# `make proto` calls it. Reproducible: the output depends only on api/proto, the
+# protoc version and the ts-proto version in node_modules, so a second run gives
+# byte-identical files (the test for that is: run twice, `git status api/gen`).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+plugin="$root/node_modules/.bin/protoc-gen-ts_proto"
+[ -x "$plugin" ] || { echo "generate.sh: $plugin missing; run 'make deps'" >&2; exit 1; }
+command -v protoc >/dev/null || { echo "generate.sh: protoc missing; install protobuf-compiler" >&2; exit 1; }
+
+# Options shared by every file:
+#   forceLong=number          int64/uint64 as JS numbers (pids, sizes, seconds fit in 2^53)
+#   useDate=false             Timestamp stays {seconds, nanos}, exactly as on the wire
+#   outputServices=generic-definitions
+#                             each service becomes a plain const (`TaskDefinition`) with
+#                             its full name and, per method, name + request/response codecs;
+#                             no runtime dependency, usable by our ttrpc and gRPC layers
+#   outputJsonMethods=false   no proto3-JSON; keeps the shim bundle small
+#   useOptionals=none, snakeToCamel=true, env=node, esModuleInterop=true,
+#   useExactTypes=false, outputTypeRegistry=false
+common="esModuleInterop=true,useDate=false,outputServices=generic-definitions,useExactTypes=false,snakeToCamel=true,env=node,useOptionals=none,outputTypeRegistry=false,outputJsonMethods=false"
+
+out="$root/api/gen"
+rm -rf "$out"
+mkdir -p "$out"
+
+run() { # run <ts-proto options> <proto files...>
+  local opts="$1"; shift
+  protoc \
+    --plugin=protoc-gen-ts_proto="$plugin" \
+    --ts_proto_out="$out" \
+    --ts_proto_opt="$opts" \
+    --proto_path="$root/api/proto" \
+    "$@"
+}
+
+# Everything but the cgroup metrics: 64-bit fields become numbers.
+mapfile -t main_files < <(cd api/proto && find . -name '*.proto' ! -path './io/containerd/cgroups/*' | sed 's|^\./||' | LC_ALL=C sort)
+run "$common,forceLong=number" "${main_files[@]}"
+
+# cgroup metrics: counters and limits really use 64 bits (an unlimited cgroup v1
+# memory limit is 9223372036854771712 > 2^53), so these get bigint.
+mapfile -t cgroup_files < <(cd api/proto && find ./io/containerd/cgroups -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
+run "$common,forceLong=bigint" "${cgroup_files[@]}"
