@@ -1,0 +1,1 @@
+module.exports = { projects: [ { displayName: 'unit', preset: 'ts-jest', testEnvironment: 'node', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] }, { displayName: 'e2e', preset: 'ts-jest', testEnvironment: 'node', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'], testTimeout: 120000 } ] };
