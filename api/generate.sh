@@ -20,9 +20,9 @@ command -v protoc >/dev/null || { echo "generate.sh: protoc missing; install pro
 #                             its full name and, per method, name + request/response codecs;
 #                             no runtime dependency, usable by our ttrpc and gRPC layers
 #   outputJsonMethods=false   no proto3-JSON; keeps the shim bundle small
-#   useOptionals=none, snakeToCamel=true, env=node, esModuleInterop=true,
+#   useOptionals=none, snakeToCamel=true, esModuleInterop=true,
 #   useExactTypes=false, outputTypeRegistry=false
-common="esModuleInterop=true,useDate=false,outputServices=generic-definitions,useExactTypes=false,snakeToCamel=true,env=node,useOptionals=none,outputTypeRegistry=false,outputJsonMethods=false"
+common="esModuleInterop=true,useDate=false,outputServices=generic-definitions,useExactTypes=false,snakeToCamel=true,useOptionals=none,outputTypeRegistry=false,outputJsonMethods=false"
 
 out="$root/api/gen"
 rm -rf "$out"

@@ -22,11 +22,11 @@ export const protobufFileName = "runtimeoptions/v1/api.proto";
 export interface Options {
   typeUrl: string;
   configPath: string;
-  configBody: Buffer;
+  configBody: Uint8Array;
 }
 
 function createBaseOptions(): Options {
-  return { typeUrl: "", configPath: "", configBody: Buffer.alloc(0) };
+  return { typeUrl: "", configPath: "", configBody: new Uint8Array(0) };
 }
 
 export const Options: MessageFns<Options> = {
@@ -77,7 +77,7 @@ export const Options: MessageFns<Options> = {
               break;
             }
 
-            message.configBody = Buffer.from(reader.bytes());
+            message.configBody = reader.bytes();
             continue;
           }
         }
@@ -99,7 +99,7 @@ export const Options: MessageFns<Options> = {
     const message = createBaseOptions();
     message.typeUrl = object.typeUrl ?? "";
     message.configPath = object.configPath ?? "";
-    message.configBody = object.configBody ?? Buffer.alloc(0);
+    message.configBody = object.configBody ?? new Uint8Array(0);
     return message;
   },
 };
