@@ -1,0 +1,457 @@
+// ferry_sys: the few Linux system calls a containerd shim needs and Node has no API for.
+// Each function is a thin wrapper: arguments are validated and named by src/sys/native.ts, the
+// only module that loads this addon. Failures become Error objects whose .code is the errno name
+// ('EPERM'), .errno the number and .syscall the call, like Node's own system errors.
+// Nothing here blocks the event loop: receiveFd runs on the libuv threadpool (napi_async_work),
+// watchFd on its own thread that reports through a napi_threadsafe_function.
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <node_api.h>
+
+// ---- errors and arguments ----
+
+// Builds an Error like Node's system errors: "<what>: <strerror>", code = errno name.
+static napi_value errno_error(napi_env env, int err, const char *syscall, const char *fmt, ...) {
+  char what[1024], msg[1200], fallback[16];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  const char *name = strerrorname_np(err);
+  if (name == NULL) { snprintf(fallback, sizeof fallback, "E%d", err); name = fallback; }
+  napi_value code, message, error, num, sc;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, err, &num);
+  napi_set_named_property(env, error, "errno", num);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
+  napi_set_named_property(env, error, "syscall", sc);
+  return error;
+}
+#define THROW_ERRNO(syscall, ...) \
+  do { napi_throw(env, errno_error(env, errno, syscall, __VA_ARGS__)); return NULL; } while (0)
+
+// Fetches exactly n arguments (missing ones read as undefined and fail their type check).
+static void args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+}
+static bool arg_int(napi_env env, napi_value v, int32_t *out) {
+  if (napi_get_value_int32(env, v, out) == napi_ok) return true;
+  napi_throw_type_error(env, NULL, "ferry_sys: expected a number");
+  return false;
+}
+// Returns a malloc'd copy of a JS string (free it), or NULL with a TypeError pending.
+static char *arg_string(napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "ferry_sys: expected a string");
+    return NULL;
+  }
+  char *s = malloc(len + 1);
+  napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  return s;
+}
+static napi_value num(napi_env env, double d) { napi_value v; napi_create_double(env, d, &v); return v; }
+static napi_value undefined(napi_env env) { napi_value v; napi_get_undefined(env, &v); return v; }
+
+// ---- processes ----
+
+static napi_value set_child_subreaper(napi_env env, napi_callback_info info) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) THROW_ERRNO("prctl", "prctl PR_SET_CHILD_SUBREAPER");
+  return undefined(env);
+}
+
+// waitpid(pid, WNOHANG) -> null while running, else { pid, exitStatus, signaled }.
+static napi_value waitpid_nohang(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t pid;
+  int status;
+  args(env, info, 1, argv);
+  if (!arg_int(env, argv[0], &pid)) return NULL;
+  pid_t r;
+  do r = waitpid(pid, &status, WNOHANG); while (r < 0 && errno == EINTR);
+  if (r < 0) THROW_ERRNO("waitpid", "waitpid %d", pid);
+  napi_value result;
+  if (r == 0) { napi_get_null(env, &result); return result; }
+  bool signaled = WIFSIGNALED(status);
+  napi_value sig;
+  napi_create_object(env, &result);
+  napi_set_named_property(env, result, "pid", num(env, r));
+  napi_set_named_property(env, result, "exitStatus", num(env, signaled ? 128 + WTERMSIG(status) : WEXITSTATUS(status)));
+  napi_get_boolean(env, signaled, &sig);
+  napi_set_named_property(env, result, "signaled", sig);
+  return result;
+}
+
+// ---- file descriptors ----
+
+static napi_value pipe2_(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int32_t flags, fds[2];
+  args(env, info, 1, argv);
+  if (!arg_int(env, argv[0], &flags)) return NULL;
+  if (pipe2(fds, flags) != 0) THROW_ERRNO("pipe2", "pipe2");
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, num(env, fds[0]));
+  napi_set_element(env, result, 1, num(env, fds[1]));
+  return result;
+}
+
+static napi_value dup_(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  args(env, info, 1, argv);
+  if (!arg_int(env, argv[0], &fd)) return NULL;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) THROW_ERRNO("fcntl", "dup %d", fd);
+  return num(env, copy);
+}
+
+static napi_value set_cloexec(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  bool on;
+  args(env, info, 2, argv);
+  if (!arg_int(env, argv[0], &fd)) return NULL;
+  napi_get_value_bool(env, argv[1], &on);
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) < 0)
+    THROW_ERRNO("fcntl", "set close-on-exec on fd %d", fd);
+  return undefined(env);
+}
+
+static napi_value eventfd_(napi_env env, napi_callback_info info) {
+  int fd = eventfd(0, EFD_CLOEXEC);
+  if (fd < 0) THROW_ERRNO("eventfd", "eventfd");
+  return num(env, fd);
+}
+
+// ---- terminals ----
+
+static napi_value set_winsize(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd, rows, cols;
+  args(env, info, 3, argv);
+  if (!arg_int(env, argv[0], &fd) || !arg_int(env, argv[1], &rows) || !arg_int(env, argv[2], &cols)) return NULL;
+  struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
+  if (ioctl(fd, TIOCSWINSZ, &ws) != 0) THROW_ERRNO("ioctl", "ioctl TIOCSWINSZ fd %d", fd);
+  return undefined(env);
+}
+
+static napi_value get_winsize(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int32_t fd;
+  args(env, info, 1, argv);
+  if (!arg_int(env, argv[0], &fd)) return NULL;
+  struct winsize ws;
+  if (ioctl(fd, TIOCGWINSZ, &ws) != 0) THROW_ERRNO("ioctl", "ioctl TIOCGWINSZ fd %d", fd);
+  napi_create_object(env, &result);
+  napi_set_named_property(env, result, "rows", num(env, ws.ws_row));
+  napi_set_named_property(env, result, "cols", num(env, ws.ws_col));
+  return result;
+}
+
+// ---- unix sockets: runc's --console-socket hands the pty master over with SCM_RIGHTS ----
+
+static napi_value listen_unix(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args(env, info, 1, argv);
+  char *path = arg_string(env, argv[0]);
+  if (path == NULL) return NULL;
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int fd = -1, err = ENAMETOOLONG;
+  const char *syscall = "bind";
+  if (strlen(path) < sizeof addr.sun_path) {
+    strcpy(addr.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) syscall = "socket";
+    else if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) syscall = "bind";
+    else if (listen(fd, 1) != 0) syscall = "listen";
+    else { free(path); return num(env, fd); }
+    err = errno;
+    if (fd >= 0) close(fd);
+  }
+  napi_value e = errno_error(env, err, syscall, "listen on unix socket %s (%s)", path, syscall);
+  free(path);
+  napi_throw(env, e);
+  return NULL;
+}
+
+typedef struct {
+  int listen_fd, timeout_ms, fd, err;
+  const char *syscall;
+  char data[4096];
+  napi_deferred deferred;
+  napi_async_work work;
+} recv_job;
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+// Waits until fd is readable or the deadline passes; returns 0 or an errno (ETIMEDOUT).
+static int wait_readable(int fd, int64_t deadline) {
+  for (;;) {
+    int64_t left = deadline - now_ms();
+    if (left < 0) left = 0;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    int n = poll(&p, 1, (int)left);
+    if (n > 0) return 0;
+    if (n == 0) return ETIMEDOUT;
+    if (errno != EINTR) return errno;
+  }
+}
+
+// Threadpool side: accept one connection, take one fd (and the message text) from it.
+static void recv_execute(napi_env env, void *p) {
+  recv_job *j = p;
+  int64_t deadline = now_ms() + j->timeout_ms;
+  j->syscall = "accept";
+  if ((j->err = wait_readable(j->listen_fd, deadline)) != 0) return;
+  int conn = accept4(j->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (conn < 0) { j->err = errno; return; }
+  j->syscall = "recvmsg";
+  if ((j->err = wait_readable(conn, deadline)) == 0) {
+    union { char buf[CMSG_SPACE(sizeof(int) * 8)]; struct cmsghdr align; } control;
+    struct iovec iov = { .iov_base = j->data, .iov_len = sizeof j->data - 1 };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+    ssize_t n;
+    do n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    if (n < 0) j->err = errno;
+    else {
+      j->data[n] = '\0';
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int *fds = (int *)CMSG_DATA(c);
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {   // keep the first fd, close any extra ones
+          if (j->fd < 0) j->fd = fds[i]; else close(fds[i]);
+        }
+      }
+      if (j->fd < 0) j->err = EBADMSG;  // a message without a file descriptor
+    }
+  }
+  close(conn);
+}
+
+static void recv_complete(napi_env env, napi_status status, void *p) {
+  recv_job *j = p;
+  if (j->err != 0) {
+    napi_value e = errno_error(env, j->err, j->syscall, "receive fd on socket %d (%s, timeout %d ms)", j->listen_fd, j->syscall, j->timeout_ms);
+    napi_reject_deferred(env, j->deferred, e);
+  } else {
+    napi_value result, data;
+    napi_create_object(env, &result);
+    napi_set_named_property(env, result, "fd", num(env, j->fd));
+    napi_create_string_utf8(env, j->data, NAPI_AUTO_LENGTH, &data);
+    napi_set_named_property(env, result, "data", data);
+    napi_resolve_deferred(env, j->deferred, result);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value receive_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2], promise, name;
+  int32_t listen_fd, timeout_ms;
+  args(env, info, 2, argv);
+  if (!arg_int(env, argv[0], &listen_fd) || !arg_int(env, argv[1], &timeout_ms)) return NULL;
+  recv_job *j = calloc(1, sizeof *j);
+  j->listen_fd = listen_fd;
+  j->timeout_ms = timeout_ms;
+  j->fd = -1;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "ferry:receiveFd", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, recv_execute, recv_complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
+}
+
+// ---- mounts ----
+
+static napi_value mount_(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int64_t flags;
+  args(env, info, 5, argv);
+  char *s[4] = { NULL, NULL, NULL, NULL };   // source, target, fstype, data
+  const int idx[4] = { 0, 1, 2, 4 };
+  napi_value result = NULL;
+  for (int i = 0; i < 4; i++) if ((s[i] = arg_string(env, argv[idx[i]])) == NULL) goto out;
+  if (napi_get_value_int64(env, argv[3], &flags) != napi_ok) { napi_throw_type_error(env, NULL, "ferry_sys: expected flags"); goto out; }
+  // Empty strings mean "none": remounts and propagation changes take no source, type or data.
+  if (mount(*s[0] ? s[0] : NULL, s[1], *s[2] ? s[2] : NULL, (unsigned long)flags, *s[3] ? s[3] : NULL) != 0)
+    napi_throw(env, errno_error(env, errno, "mount", "mount %s -> %s", s[0], s[1]));
+  else result = undefined(env);
+out:
+  for (int i = 0; i < 4; i++) free(s[i]);
+  return result;
+}
+
+static napi_value umount2_(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t flags;
+  args(env, info, 2, argv);
+  char *target = arg_string(env, argv[0]);
+  if (target == NULL) return NULL;
+  if (!arg_int(env, argv[1], &flags)) { free(target); return NULL; }
+  int rc = umount2(target, flags);
+  napi_value e = rc != 0 ? errno_error(env, errno, "umount2", "umount2 %s", target) : NULL;
+  free(target);
+  if (e != NULL) { napi_throw(env, e); return NULL; }
+  return undefined(env);
+}
+
+// ---- watchFd: a thread reads 8-byte counters (eventfd) and hands them to JS ----
+
+typedef struct {
+  int fd, stop_fd;
+  bool running, js_gone;   // thread alive / the JS stop() function was garbage-collected
+  pthread_t thread;
+  napi_threadsafe_function tsfn;
+  napi_env env;
+} watcher;
+
+static void *watch_thread(void *p) {
+  watcher *w = p;
+  struct pollfd pfds[2] = { { .fd = w->fd, .events = POLLIN }, { .fd = w->stop_fd, .events = POLLIN } };
+  for (;;) {
+    if (poll(pfds, 2, -1) < 0) { if (errno == EINTR) continue; break; }
+    if (pfds[1].revents != 0) break;                         // stop() was called
+    if (!(pfds[0].revents & POLLIN)) break;                  // POLLERR/POLLHUP/POLLNVAL: fd is done
+    uint64_t value;
+    ssize_t n = read(w->fd, &value, sizeof value);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n != sizeof value) break;
+    uint64_t *copy = malloc(sizeof *copy);
+    *copy = value;
+    if (napi_call_threadsafe_function(w->tsfn, copy, napi_tsfn_nonblocking) != napi_ok) { free(copy); break; }
+  }
+  return NULL;
+}
+
+// Main thread: env == NULL means the tsfn is being torn down and only the data must be freed.
+static void watch_call_js(napi_env env, napi_value cb, void *ctx, void *data) {
+  if (env != NULL && cb != NULL) {
+    napi_value value;
+    napi_create_bigint_uint64(env, *(uint64_t *)data, &value);
+    napi_call_function(env, undefined(env), cb, 1, &value, NULL);
+  }
+  free(data);
+}
+
+static void env_cleanup(void *p);
+
+// Ends the thread and releases the tsfn. Runs on the main thread, at most once per watcher.
+static void watcher_stop(watcher *w, bool from_cleanup_hook) {
+  if (!w->running) return;
+  w->running = false;
+  uint64_t one = 1;
+  while (write(w->stop_fd, &one, sizeof one) < 0 && errno == EINTR) {}
+  pthread_join(w->thread, NULL);
+  close(w->stop_fd);
+  napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);  // drops values not yet delivered
+  if (!from_cleanup_hook) napi_remove_env_cleanup_hook(w->env, env_cleanup, w);
+}
+// Registered after the tsfn, so it runs before Node tears the tsfn down at environment exit.
+static void env_cleanup(void *p) {
+  watcher *w = p;
+  watcher_stop(w, true);
+  if (w->js_gone) free(w);
+}
+static void stop_fn_finalize(napi_env env, void *p, void *hint) {
+  watcher *w = p;
+  w->js_gone = true;
+  if (!w->running) free(w);
+}
+static napi_value watch_stop(napi_env env, napi_callback_info info) {
+  void *w;
+  napi_get_cb_info(env, info, NULL, NULL, NULL, &w);
+  watcher_stop(w, false);
+  return undefined(env);
+}
+
+static napi_value watch_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2], name, handle, stop;
+  int32_t fd;
+  args(env, info, 2, argv);
+  if (!arg_int(env, argv[0], &fd)) return NULL;
+  watcher *w = calloc(1, sizeof *w);
+  w->fd = fd;
+  w->env = env;
+  if ((w->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0) { free(w); THROW_ERRNO("eventfd", "watch fd %d: eventfd", fd); }
+  napi_create_string_utf8(env, "ferry:watchFd", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, watch_call_js, &w->tsfn) != napi_ok) {
+    close(w->stop_fd);
+    free(w);
+    napi_throw_type_error(env, NULL, "ferry_sys: watchFd needs a callback");
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, w->tsfn);   // a watcher alone must not keep Node running
+  int err = pthread_create(&w->thread, NULL, watch_thread, w);
+  if (err != 0) {
+    napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
+    close(w->stop_fd);
+    free(w);
+    errno = err;
+    THROW_ERRNO("pthread_create", "watch fd %d: pthread_create", fd);
+  }
+  w->running = true;
+  napi_add_env_cleanup_hook(env, env_cleanup, w);
+  napi_create_object(env, &handle);
+  napi_create_function(env, "stop", NAPI_AUTO_LENGTH, watch_stop, w, &stop);
+  napi_add_finalizer(env, stop, w, stop_fn_finalize, NULL, NULL);
+  napi_set_named_property(env, handle, "stop", stop);
+  return handle;
+}
+
+// ---- module ----
+
+// The kernel's values, exported so tests can check the TS side's constants against the headers.
+static const struct { const char *name; double value; } constants[] = {
+#define C(x) { #x, x }
+  C(MS_RDONLY), C(MS_NOSUID), C(MS_NODEV), C(MS_NOEXEC), C(MS_SYNCHRONOUS), C(MS_REMOUNT),
+  C(MS_MANDLOCK), C(MS_DIRSYNC), C(MS_NOATIME), C(MS_NODIRATIME), C(MS_BIND), C(MS_REC),
+  C(MS_PRIVATE), C(MS_SLAVE), C(MS_SHARED), C(MS_RELATIME), C(MS_STRICTATIME),
+  C(MNT_DETACH), C(O_NONBLOCK), C(O_CLOEXEC),
+#undef C
+};
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor fns[] = {
+#define FN(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL }
+    FN("setChildSubreaper", set_child_subreaper), FN("waitpidNoHang", waitpid_nohang),
+    FN("pipe2", pipe2_), FN("dup", dup_), FN("setCloexec", set_cloexec), FN("eventfd", eventfd_),
+    FN("setWinsize", set_winsize), FN("getWinsize", get_winsize),
+    FN("listenUnix", listen_unix), FN("receiveFd", receive_fd),
+    FN("mount", mount_), FN("umount2", umount2_), FN("watchFd", watch_fd),
+#undef FN
+  };
+  napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
+  napi_value c;
+  napi_create_object(env, &c);
+  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+    napi_set_named_property(env, c, constants[i].name, num(env, constants[i].value));
+  napi_set_named_property(env, exports, "constants", c);
+  return exports;
+}

@@ -1,0 +1,249 @@
+// Typed wrapper around the ferry_sys N-API addon (native/ferry_sys.c): the Linux system calls a
+// containerd shim needs and Node has no API for. This is the ONLY module that loads the addon;
+// everything else imports these functions.
+//
+// Every system call failure throws an Error with `.code` = errno name ('ENOENT', 'EPERM'),
+// `.errno` = the (positive) errno number, `.syscall`, and a message such as
+// `mount /a -> /b: Operation not permitted`. Use isErrnoError() to narrow.
+import * as fs from 'fs';
+import { createRequire } from 'module';
+import * as path from 'path';
+
+/** An Error raised by a failed system call in the addon. */
+export interface ErrnoError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+/** True if `err` is a system call error with the given errno name (or any, if omitted). */
+export function isErrnoError(err: unknown, code?: string): err is ErrnoError {
+  // Duck-typed, not instanceof: the addon's Errors come from Node's main context, which is not
+  // the global Error of a jest test (or vm) context.
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as Partial<ErrnoError>;
+  return typeof e.message === 'string' && typeof e.code === 'string' && typeof e.errno === 'number' &&
+    (code === undefined || e.code === code);
+}
+
+/** Result of reaping a process with waitpidNoHang. */
+export interface WaitResult {
+  pid: number;
+  /** WEXITSTATUS, or 128 + signal number when the process was killed (containerd's convention). */
+  exitStatus: number;
+  /** True when the process was terminated by a signal. */
+  signaled: boolean;
+}
+
+/** Handle of a watchFd watcher. */
+export interface FdWatcher {
+  /** Ends the watcher thread (synchronously); no callback runs afterwards. Idempotent. */
+  stop(): void;
+}
+
+interface Addon {
+  setChildSubreaper(): void;
+  waitpidNoHang(pid: number): WaitResult | null;
+  pipe2(flags: number): [number, number];
+  dup(fd: number): number;
+  setCloexec(fd: number, on: boolean): void;
+  setWinsize(fd: number, rows: number, cols: number): void;
+  getWinsize(fd: number): { rows: number; cols: number };
+  listenUnix(path: string): number;
+  receiveFd(listenFd: number, timeoutMs: number): Promise<{ fd: number; data: string }>;
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
+  eventfd(): number;
+  watchFd(fd: number, onReadable: (value: bigint) => void): FdWatcher;
+  constants: Record<string, number>;
+}
+
+let addon: Addon | undefined;
+
+/**
+ * The package root: the nearest directory above `from` holding binding.gyp. Walking up works
+ * both for src/sys/*.ts (ts-jest) and for the esbuild bundle dist/ferry.js.
+ */
+export function findPackageRoot(from: string = __dirname): string {
+  for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'binding.gyp'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`ferry_sys: no binding.gyp above ${from}; is ferry installed?`);
+  }
+}
+
+/** Loads the addon on first use, so modules that import this one start without it. */
+function native(): Addon {
+  if (addon === undefined) {
+    const file = path.join(findPackageRoot(), 'build', 'Release', 'ferry_sys.node');
+    // A require esbuild cannot see: the .node file stays outside the bundle and is loaded at runtime.
+    const runtimeRequire = createRequire(file);
+    try {
+      addon = runtimeRequire(file) as Addon;
+    } catch (err) {
+      throw new Error(`ferry_sys: cannot load ${file} (build it with node-gyp rebuild): ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return addon;
+}
+
+/** The addon's compile-time constants (kernel header values), for tests that check MS below. */
+export function nativeConstants(): Readonly<Record<string, number>> {
+  return native().constants;
+}
+
+function checkFd(fd: number, what = 'fd'): void {
+  if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`${what} must be a non-negative integer, got ${fd}`);
+}
+
+/**
+ * prctl(PR_SET_CHILD_SUBREAPER, 1). After `runc create` exits, the container's init (and later
+ * `runc exec` processes) are re-parented to the nearest subreaper; the shim must be it so it can
+ * reap them and report their exit status. Node has no API for this.
+ */
+export function setChildSubreaper(): void {
+  native().setChildSubreaper();
+}
+
+/**
+ * waitpid(pid, WNOHANG): reaps `pid` if it has exited, returns null while it runs. Only a single
+ * positive pid is accepted: waitpid(-1) would steal children that libuv spawned and waits for
+ * by pid, and their child_process 'exit' event would never fire (NOTES.md §3). Throws ECHILD
+ * if `pid` is not (or no longer) our child.
+ */
+export function waitpidNoHang(pid: number): WaitResult | null {
+  if (!Number.isInteger(pid) || pid <= 0) throw new RangeError(`waitpidNoHang needs one positive pid, got ${pid}`);
+  return native().waitpidNoHang(pid);
+}
+
+/**
+ * pipe2: a real kernel pipe. Node's spawn stdio 'pipe' gives socketpairs, and a container
+ * started by `runc create` cannot open /dev/stdout on a socket (ENXIO); a pipe works.
+ * Both ends are close-on-exec unless `cloexec: false`: by default, because a write end leaked
+ * into an unrelated child (the shim spawns runc concurrently) would hold off EOF forever.
+ * spawn's stdio still works: child_process dup2()s stdio fds, which clears the flag.
+ */
+export function pipe2(opts: { cloexec?: boolean; nonblock?: boolean } = {}): [readFd: number, writeFd: number] {
+  const c = native().constants;
+  const flags = ((opts.cloexec ?? true) ? c.O_CLOEXEC : 0) | (opts.nonblock ? c.O_NONBLOCK : 0);
+  return native().pipe2(flags);
+}
+
+/**
+ * dup with close-on-exec (fcntl F_DUPFD_CLOEXEC). A pty master needs two independent fds
+ * (tty.ReadStream and tty.WriteStream each own and close theirs).
+ */
+export function dup(fd: number): number {
+  checkFd(fd);
+  return native().dup(fd);
+}
+
+/** Sets or clears FD_CLOEXEC, e.g. to let one chosen fd survive into a spawned process. */
+export function setCloexec(fd: number, on: boolean): void {
+  checkFd(fd);
+  native().setCloexec(fd, on);
+}
+
+/** ioctl TIOCSWINSZ: resizes a container's pty (Task.ResizePty); Node can only resize its own tty. */
+export function setWinsize(fd: number, rows: number, cols: number): void {
+  checkFd(fd);
+  for (const [name, v] of [['rows', rows], ['cols', cols]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new RangeError(`${name} must be 0..65535, got ${v}`);
+  }
+  native().setWinsize(fd, rows, cols);
+}
+
+/** ioctl TIOCGWINSZ: reads a pty's window size (used by tests to check setWinsize). */
+export function getWinsize(fd: number): { rows: number; cols: number } {
+  checkFd(fd);
+  return native().getWinsize(fd);
+}
+
+/**
+ * A listening AF_UNIX stream socket (close-on-exec, backlog 1) bound at `path`, as a raw fd.
+ * It is runc's --console-socket: Node's net.Server cannot receive SCM_RIGHTS, so receiveFd
+ * below does the accept itself. Close it with fs.closeSync and unlink `path` when done.
+ */
+export function listenUnix(socketPath: string): number {
+  return native().listenUnix(socketPath);
+}
+
+/**
+ * Accepts one connection on `listenFd` and receives one SCM_RIGHTS file descriptor plus the
+ * message text (runc sends the pty master with data "/dev/ptmx"). Runs on the libuv threadpool,
+ * so the event loop is never blocked; the received fd is close-on-exec and the accepted
+ * connection is closed. Rejects with code 'ETIMEDOUT' when nothing arrives within `timeoutMs`,
+ * and 'EBADMSG' if the message carried no fd.
+ */
+export function receiveFd(listenFd: number, timeoutMs: number): Promise<{ fd: number; data: string }> {
+  checkFd(listenFd, 'listenFd');
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 0x7fffffff) {
+    throw new RangeError(`timeoutMs must be a non-negative integer, got ${timeoutMs}`);
+  }
+  return native().receiveFd(listenFd, timeoutMs);
+}
+
+/**
+ * mount(2): mounts the container rootfs (Task.Create's `rootfs` mounts) and changes
+ * propagation. Empty `source`, `fstype` or `data` are passed as NULL (remounts and
+ * propagation changes take none).
+ */
+export function mount(source: string, target: string, fstype: string, flags: number, data: string): void {
+  if (!Number.isInteger(flags) || flags < 0) throw new RangeError(`mount flags must be a non-negative integer, got ${flags}`);
+  native().mount(source, target, fstype, flags, data);
+}
+
+/** umount2(2): unmounts the rootfs at Delete; MNT_DETACH lets a busy mount go lazily. */
+export function umount2(target: string, flags: number): void {
+  native().umount2(target, flags);
+}
+
+/** mount(2) flags (Linux UAPI values, identical on every architecture; checked against the headers in tests). */
+export const MS = Object.freeze({
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  SYNCHRONOUS: 16,
+  REMOUNT: 32,
+  MANDLOCK: 64,
+  DIRSYNC: 128,
+  NOATIME: 1024,
+  NODIRATIME: 2048,
+  BIND: 4096,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  SHARED: 1 << 20,
+  RELATIME: 1 << 21,
+  STRICTATIME: 1 << 24,
+}) as {
+  readonly RDONLY: number; readonly NOSUID: number; readonly NODEV: number; readonly NOEXEC: number;
+  readonly REMOUNT: number; readonly BIND: number; readonly REC: number; readonly PRIVATE: number;
+  readonly SLAVE: number; readonly SHARED: number; readonly NOATIME: number; readonly NODIRATIME: number;
+  readonly RELATIME: number; readonly STRICTATIME: number; readonly SYNCHRONOUS: number;
+  readonly DIRSYNC: number; readonly MANDLOCK?: number;
+};
+
+/** umount2 flag: detach now, clean up when no longer busy. */
+export const MNT_DETACH = 2;
+
+/**
+ * eventfd(0, EFD_CLOEXEC): a counter fd. cgroup v1 OOM notifications are delivered by
+ * registering one in cgroup.event_control; it becomes readable on each OOM.
+ */
+export function eventfd(): number {
+  return native().eventfd();
+}
+
+/**
+ * Calls `onReadable` with each 8-byte counter read from `fd` (an eventfd). A native thread
+ * waits on the fd, so no libuv threadpool thread is held (a blocked fs.read would hold one
+ * forever, NOTES.md §3); values reach JS through a thread-safe function. The watcher does not
+ * keep the process alive; stop() ends it. It also ends by itself if the fd reports an error
+ * or hang-up. The caller still owns `fd` and closes it after stop().
+ */
+export function watchFd(fd: number, onReadable: (value: bigint) => void): FdWatcher {
+  checkFd(fd);
+  if (typeof onReadable !== 'function') throw new TypeError('watchFd needs a callback');
+  return native().watchFd(fd, onReadable);
+}
