@@ -1,0 +1,34 @@
+// The pids of this process's children, as the kernel sees them. The shim's reaper uses this to
+// find re-parented container processes (it is a child subreaper) without waitpid(-1), which would
+// steal the children libuv spawned and waits for by pid (NOTES.md §3).
+import * as fs from 'fs';
+
+/**
+ * Pids of this process's children, from /proc/self/task/<tid>/children of every thread: a child
+ * belongs to the thread that forked it, and libuv's threadpool threads can be parents too.
+ * Includes exited children not reaped yet (zombies). Order is unspecified; no duplicates.
+ */
+export function listChildren(): number[] {
+  const pids = new Set<number>();
+  let tids: string[];
+  try {
+    tids = fs.readdirSync('/proc/self/task');
+  } catch (err) {
+    throw new Error(`listChildren: cannot read /proc/self/task: ${(err as Error).message}`, { cause: err });
+  }
+  for (const tid of tids) {
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/self/task/${tid}/children`, 'latin1');
+    } catch (err) {
+      // The thread exited between readdir and read; its children moved to another thread or to us.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ESRCH') continue;
+      throw err;
+    }
+    for (const field of text.split(' ')) {
+      if (field.trim() !== '') pids.add(Number(field));
+    }
+  }
+  return [...pids];
+}
