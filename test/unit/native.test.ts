@@ -1,0 +1,388 @@
+// Real system calls through the ferry_sys addon (we run as root). Tests that change process-wide
+// state (becoming a subreaper) or need a clean exit run in a separate node process, built from
+// src/sys with esbuild the way dist/ferry.js is, which also checks that the bundle finds the addon.
+import { execFileSync, spawn } from 'child_process';
+import { buildSync } from 'esbuild';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import {
+  MNT_DETACH, MS, dup, eventfd, findPackageRoot, getWinsize, isErrnoError, listenUnix, mount,
+  nativeConstants, pipe2, receiveFd, setCloexec, setWinsize, umount2, waitpidNoHang, watchFd,
+} from '../../src/sys/native';
+
+const root = path.resolve(__dirname, '../..');
+const O_CLOEXEC = 0o2000000;
+const O_NONBLOCK = 0o4000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Bundles `source` (TypeScript importing ./native and ./children) and runs it; returns its stdout. */
+function runBundled(name: string, source: string, timeout = 20000): string {
+  const outfile = path.join(root, 'build', 'test-scripts', `${name}-${process.pid}.js`);
+  buildSync({
+    stdin: { contents: source, resolveDir: path.join(root, 'src', 'sys'), loader: 'ts', sourcefile: `${name}.ts` },
+    bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile, logLevel: 'error',
+  });
+  try {
+    return execFileSync(process.execPath, [outfile], { encoding: 'utf8', timeout });
+  } finally {
+    fs.rmSync(outfile, { force: true });
+  }
+}
+
+/** File status flags of one of our fds, from /proc/self/fdinfo. */
+function fdFlags(fd: number): number {
+  const m = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+  if (!m) throw new Error(`no flags in fdinfo of ${fd}`);
+  return parseInt(m[1], 8);
+}
+
+function expectErrno(fn: () => unknown, code: string, message?: RegExp): void {
+  let caught: unknown;
+  try { fn(); } catch (err) { caught = err; }
+  expect(isErrnoError(caught, code)).toBe(true);
+  expect((caught as NodeJS.ErrnoException).errno).toBe(os.constants.errno[code as keyof typeof os.constants.errno]);
+  if (message) expect((caught as Error).message).toMatch(message);
+}
+
+describe('loading', () => {
+  test('the package root is the directory with binding.gyp, from src/sys and from dist', () => {
+    expect(findPackageRoot(path.join(root, 'src', 'sys'))).toBe(root);
+    expect(findPackageRoot(path.join(root, 'dist'))).toBe(root);
+    expect(() => findPackageRoot('/proc/self')).toThrow(/no binding.gyp/);
+  });
+
+  test('MS and MNT_DETACH match the kernel headers the addon was built with', () => {
+    const c = nativeConstants();
+    for (const [name, value] of Object.entries(MS)) expect([name, value]).toEqual([name, c[`MS_${name}`]]);
+    expect(MNT_DETACH).toBe(c.MNT_DETACH);
+  });
+});
+
+describe('child subreaper and waitpidNoHang', () => {
+  test('orphaned grandchildren are re-parented to a subreaper, listed and reaped with their status', () => {
+    const out = runBundled('subreaper', `
+      import { spawnSync } from 'child_process';
+      import { setChildSubreaper, waitpidNoHang } from './native';
+      import { listChildren } from './children';
+      // sh starts cmd in the background and exits at once, orphaning it.
+      function orphan(cmd: string): number {
+        return Number(spawnSync('sh', ['-c', cmd + ' >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).stdout.trim());
+      }
+      async function reap(pid: number) {
+        for (let i = 0; i < 1000; i++) {
+          const r = waitpidNoHang(pid);
+          if (r) return r;
+          await new Promise((res) => setTimeout(res, 10));
+        }
+        return null;
+      }
+      async function main() {
+        const control = orphan('sleep 5');
+        const listedWithoutSubreaper = listChildren().includes(control);
+        process.kill(control, 'SIGKILL');
+        setChildSubreaper();
+        const exiting = orphan('sh -c "sleep 1; exit 7"');
+        const listed = listChildren().includes(exiting);
+        const whileRunning = waitpidNoHang(exiting);
+        const exited = await reap(exiting);
+        const listedAfterReap = listChildren().includes(exiting);
+        const killed = orphan('sleep 30');
+        process.kill(killed, 'SIGTERM');
+        const signaled = await reap(killed);
+        let again = '';
+        try { waitpidNoHang(exiting); } catch (e) { again = (e as NodeJS.ErrnoException).code ?? ''; }
+        console.log(JSON.stringify({ exiting, killed, listedWithoutSubreaper, listed, whileRunning, exited, listedAfterReap, signaled, again }));
+      }
+      main();
+    `);
+    const r = JSON.parse(out);
+    expect(r.listedWithoutSubreaper).toBe(false);
+    expect(r.listed).toBe(true);
+    expect(r.whileRunning).toBeNull();
+    expect(r.exited).toEqual({ pid: r.exiting, exitStatus: 7, signaled: false });
+    expect(r.listedAfterReap).toBe(false);
+    expect(r.signaled).toEqual({ pid: r.killed, exitStatus: 128 + os.constants.signals.SIGTERM, signaled: true });
+    expect(r.again).toBe('ECHILD');
+  });
+
+  test('a running child gives null and is not reaped: child_process still sees its exit', async () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_code, signal) => res(signal)));
+    expect(waitpidNoHang(child.pid!)).toBeNull();
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+  });
+
+  test('a process that is not our child throws ECHILD; only one positive pid is accepted', () => {
+    expectErrno(() => waitpidNoHang(1), 'ECHILD', /^waitpid 1: No child processes$/);
+    expect(() => waitpidNoHang(-1)).toThrow(RangeError);
+    expect(() => waitpidNoHang(0)).toThrow(RangeError);
+  });
+});
+
+describe('pipe2, dup, setCloexec', () => {
+  test('pipe2 makes a real pipe, close-on-exec by default, data goes through', () => {
+    const [r, w] = pipe2();
+    try {
+      expect(fs.fstatSync(r).isFIFO()).toBe(true);
+      expect(fs.fstatSync(w).isFIFO()).toBe(true);
+      expect(fdFlags(r) & O_CLOEXEC).toBe(O_CLOEXEC);
+      expect(fdFlags(r) & O_NONBLOCK).toBe(0);
+      fs.writeSync(w, 'through the pipe');
+      const buf = Buffer.alloc(64);
+      expect(buf.toString('utf8', 0, fs.readSync(r, buf))).toBe('through the pipe');
+    } finally {
+      fs.closeSync(r);
+      fs.closeSync(w);
+    }
+  });
+
+  test('pipe2 options: nonblock reads EAGAIN when empty; cloexec:false leaves the flag off', () => {
+    const [r, w] = pipe2({ nonblock: true, cloexec: false });
+    try {
+      expect(fdFlags(r) & (O_NONBLOCK | O_CLOEXEC)).toBe(O_NONBLOCK);
+      expect(() => fs.readSync(r, Buffer.alloc(8))).toThrow(expect.objectContaining({ code: 'EAGAIN' }));
+    } finally {
+      fs.closeSync(r);
+      fs.closeSync(w);
+    }
+  });
+
+  async function echoToStdout(stdout: number | 'pipe'): Promise<{ code: number | null; stderr: string }> {
+    const child = spawn('sh', ['-c', 'echo hi > /dev/stdout'], { stdio: ['ignore', stdout, 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => { stderr += d; });
+    child.stdout?.resume();
+    const code = await new Promise<number | null>((res) => child.on('close', res));
+    return { code, stderr };
+  }
+
+  test('a child can open /dev/stdout on a pipe2 pipe (it cannot on node\'s socketpair)', async () => {
+    const control = await echoToStdout('pipe');
+    expect(control.code).not.toBe(0);
+    expect(control.stderr).toMatch(/No such device or address/);
+
+    const [r, w] = pipe2();
+    try {
+      const result = await echoToStdout(w);
+      fs.closeSync(w);
+      expect(result).toEqual({ code: 0, stderr: '' });
+      const buf = Buffer.alloc(16);
+      expect(buf.toString('utf8', 0, fs.readSync(r, buf))).toBe('hi\n');
+      expect(fs.readSync(r, buf)).toBe(0); // EOF: no copy of the write end leaked anywhere
+    } finally {
+      fs.closeSync(r);
+    }
+  });
+
+  test('dup gives a close-on-exec copy of the same open file; setCloexec toggles the flag', () => {
+    const [r, w] = pipe2({ cloexec: false });
+    const w2 = dup(w);
+    try {
+      expect(w2).not.toBe(w);
+      expect(fdFlags(w2) & O_CLOEXEC).toBe(O_CLOEXEC);
+      fs.writeSync(w2, 'via dup');
+      const buf = Buffer.alloc(16);
+      expect(buf.toString('utf8', 0, fs.readSync(r, buf))).toBe('via dup');
+      setCloexec(w, true);
+      expect(fdFlags(w) & O_CLOEXEC).toBe(O_CLOEXEC);
+      setCloexec(w, false);
+      expect(fdFlags(w) & O_CLOEXEC).toBe(0);
+    } finally {
+      [r, w, w2].forEach((fd) => fs.closeSync(fd));
+    }
+    expectErrno(() => dup(w2), 'EBADF', /^dup \d+: Bad file descriptor$/);
+    expectErrno(() => setCloexec(w2, true), 'EBADF');
+  });
+});
+
+describe('window size', () => {
+  test('setWinsize/getWinsize on a pty master', () => {
+    const master = fs.openSync('/dev/ptmx', fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+    try {
+      setWinsize(master, 33, 111);
+      expect(getWinsize(master)).toEqual({ rows: 33, cols: 111 });
+      setWinsize(master, 24, 80);
+      expect(getWinsize(master)).toEqual({ rows: 24, cols: 80 });
+    } finally {
+      fs.closeSync(master);
+    }
+    expect(() => setWinsize(0, -1, 80)).toThrow(RangeError);
+  });
+
+  test('the process on the pty sees the size set on the master', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const pty = require('node-pty') as typeof import('node-pty');
+    const term = pty.spawn('sh', ['-c', 'sleep 0.5; stty size'], { cols: 80, rows: 24 });
+    let output = '';
+    term.onData((d) => { output += d; });
+    setWinsize((term as unknown as { _fd: number })._fd, 21, 77);
+    await new Promise<void>((res) => term.onExit(() => res()));
+    expect(output.trim()).toBe('21 77');
+  });
+
+  test('on something that is not a tty: ENOTTY', () => {
+    const [r, w] = pipe2();
+    try {
+      expectErrno(() => setWinsize(w, 10, 10), 'ENOTTY', /^ioctl TIOCSWINSZ fd \d+: Inappropriate ioctl for device$/);
+      expectErrno(() => getWinsize(w), 'ENOTTY');
+    } finally {
+      fs.closeSync(r);
+      fs.closeSync(w);
+    }
+  });
+});
+
+describe('listenUnix and receiveFd (runc --console-socket)', () => {
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-sock-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('receives an fd and the message text sent with SCM_RIGHTS', async () => {
+    const sock = path.join(dir, 'console.sock');
+    const file = path.join(dir, 'secret.txt');
+    fs.writeFileSync(file, 'read through a passed fd');
+    const listenFd = listenUnix(sock);
+    try {
+      expect(fs.statSync(sock).isSocket()).toBe(true);
+      expect(fdFlags(listenFd) & O_CLOEXEC).toBe(O_CLOEXEC);
+      const received = receiveFd(listenFd, 10000);
+      const sender = spawn('python3', ['-c', [
+        'import os, socket, sys',
+        's = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
+        's.connect(sys.argv[1])',
+        'socket.send_fds(s, [b"/dev/ptmx"], [os.open(sys.argv[2], os.O_RDONLY)])',
+      ].join('\n'), sock, file], { stdio: 'inherit' });
+      const senderExit = new Promise((res) => sender.on('exit', res));
+      const { fd, data } = await received;
+      expect(await senderExit).toBe(0);
+      try {
+        expect(data).toBe('/dev/ptmx');
+        expect(fdFlags(fd) & O_CLOEXEC).toBe(O_CLOEXEC);
+        const buf = Buffer.alloc(64);
+        expect(buf.toString('utf8', 0, fs.readSync(fd, buf, 0, 64, 0))).toBe('read through a passed fd');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      fs.closeSync(listenFd);
+    }
+  });
+
+  test('rejects with ETIMEDOUT when nobody connects, without blocking the event loop', async () => {
+    const listenFd = listenUnix(path.join(dir, 'idle.sock'));
+    let ticks = 0;
+    const timer = setInterval(() => { ticks++; }, 10);
+    try {
+      const started = Date.now();
+      await expect(receiveFd(listenFd, 300)).rejects.toMatchObject({ code: 'ETIMEDOUT', errno: os.constants.errno.ETIMEDOUT });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+      expect(ticks).toBeGreaterThanOrEqual(10);
+    } finally {
+      clearInterval(timer);
+      fs.closeSync(listenFd);
+    }
+  });
+
+  test('a message without an fd rejects with EBADMSG', async () => {
+    const sock = path.join(dir, 'nofd.sock');
+    const listenFd = listenUnix(sock);
+    try {
+      const received = receiveFd(listenFd, 10000);
+      spawn('python3', ['-c', 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.send(b"x")', sock]);
+      await expect(received).rejects.toMatchObject({ code: 'EBADMSG' });
+    } finally {
+      fs.closeSync(listenFd);
+    }
+  });
+
+  test('listen errors: missing directory, path too long, address in use', () => {
+    expectErrno(() => listenUnix(path.join(dir, 'nope', 'x.sock')), 'ENOENT', /nope\/x\.sock \(bind\): No such file or directory$/);
+    expectErrno(() => listenUnix(path.join(dir, 'x'.repeat(120))), 'ENAMETOOLONG');
+    const sock = path.join(dir, 'used.sock');
+    const fd = listenUnix(sock);
+    try {
+      expectErrno(() => listenUnix(sock), 'EADDRINUSE');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+});
+
+describe('mount and umount2', () => {
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-mnt-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('bind-mount a directory, see its file, then detach it', () => {
+    const src = path.join(dir, 'src');
+    const dst = path.join(dir, 'dst');
+    fs.mkdirSync(src);
+    fs.mkdirSync(dst);
+    fs.writeFileSync(path.join(src, 'hello'), 'from src');
+    mount(src, dst, '', MS.BIND, '');
+    try {
+      expect(fs.readFileSync(path.join(dst, 'hello'), 'utf8')).toBe('from src');
+      expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${dst} `);
+      // A read-only remount of the bind (no source, type or data) takes effect.
+      mount('', dst, '', MS.BIND | MS.REMOUNT | MS.RDONLY, '');
+      expect(() => fs.writeFileSync(path.join(dst, 'new'), 'x')).toThrow(expect.objectContaining({ code: 'EROFS' }));
+    } finally {
+      umount2(dst, MNT_DETACH);
+    }
+    expect(fs.existsSync(path.join(dst, 'hello'))).toBe(false);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(` ${dst} `);
+  });
+
+  test('errors carry the errno name and the arguments', () => {
+    const dst = path.join(dir, 'dst');
+    fs.mkdirSync(dst);
+    expectErrno(() => mount('/nonexistent-ferry-src', dst, '', MS.BIND, ''), 'ENOENT',
+      new RegExp(`^mount /nonexistent-ferry-src -> ${dst}: No such file or directory$`));
+    expectErrno(() => umount2(dst, 0), 'EINVAL', new RegExp(`^umount2 ${dst}: Invalid argument$`));
+  });
+});
+
+describe('eventfd and watchFd', () => {
+  function writeCounter(fd: number, value: bigint): void {
+    const buf = Buffer.alloc(8);
+    buf.writeBigUInt64LE(value);
+    fs.writeSync(fd, buf);
+  }
+
+  test('values written to an eventfd reach the callback; none after stop()', async () => {
+    const fd = eventfd();
+    expect(fdFlags(fd) & O_CLOEXEC).toBe(O_CLOEXEC);
+    const seen: bigint[] = [];
+    const watcher = watchFd(fd, (v) => seen.push(v));
+    try {
+      writeCounter(fd, 5n);
+      for (let i = 0; i < 200 && seen.length === 0; i++) await sleep(10);
+      expect(seen).toEqual([5n]);
+      writeCounter(fd, 2n ** 40n);
+      for (let i = 0; i < 200 && seen.length === 1; i++) await sleep(10);
+      expect(seen).toEqual([5n, 2n ** 40n]);
+    } finally {
+      watcher.stop();
+    }
+    watcher.stop(); // idempotent
+    writeCounter(fd, 9n);
+    await sleep(100);
+    expect(seen).toEqual([5n, 2n ** 40n]);
+    fs.closeSync(fd);
+  });
+
+  test('a watcher does not keep the process alive, and exit with a live watcher is clean', () => {
+    const out = runBundled('watch-exit', `
+      import { eventfd, watchFd } from './native';
+      const fd = eventfd();
+      watchFd(fd, (v) => console.log('value ' + v));
+      const buf = Buffer.alloc(8);
+      buf.writeBigUInt64LE(3n);
+      require('fs').writeSync(fd, buf);
+      setTimeout(() => console.log('timer done'), 200);
+    `, 10000);
+    expect(out).toBe('value 3\ntimer done\n');
+  });
+});
