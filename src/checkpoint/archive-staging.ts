@@ -1,0 +1,315 @@
+// Stages an untrusted checkpoint archive (tar, tar+gzip, tar+zstd) into <bundle>/ctrd-restore
+// so that runc/CRIU only ever read a directory we built ourselves.
+//
+// The policy (docs/checkpoint-safety.md has the threat model):
+//  - whatever is at <bundle>/ctrd-restore is removed without being followed, then the
+//    directory is created fresh, 0700, with a plain mkdir (which fails if something reappears);
+//  - only regular files and directories are created; symlinks, hardlinks, devices, FIFOs and
+//    unknown entry types are skipped, each with a warning naming the entry;
+//  - a name that could leave the directory (absolute, a `..` component, NUL, through an
+//    existing non-directory) refuses the WHOLE archive: such a name is never an accident;
+//  - duplicate names refuse the archive (a later entry must not replace an earlier one);
+//  - files are created O_CREAT|O_EXCL|O_NOFOLLOW, modes masked to 0755 (no setuid, setgid,
+//    sticky, group/other write); ownership from the archive is ignored;
+//  - on any failure the staging directory is removed before the error propagates.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FerryError, InternalError, InvalidArgumentError, NotFoundError } from '../errors';
+import { openArchiveStream, readTarEntries, TarEntryHeader, TarFormatError } from './tar-reader';
+import { WarnLogger } from './warn-logger';
+import { fileTypeName } from './file-type';
+
+export const STAGING_DIR_NAME = 'ctrd-restore';
+
+export interface StageResult {
+  dir: string;
+  skipped: { name: string; type: string; reason: string }[];
+}
+
+export interface StageOptions {
+  /** Refuse the archive once the regular-file bytes to write would exceed this. */
+  maxTotalBytes?: number;
+  /** Refuse archives with more entries than this. */
+  maxEntries?: number;
+}
+
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fs.constants;
+const FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
+const MAX_COMPONENT_BYTES = 255;
+const MAX_PATH_BYTES = 4096;
+
+/** The staging directory for a bundle. */
+export function stagingDirFor(bundleDir: string): string {
+  return path.join(bundleDir, STAGING_DIR_NAME);
+}
+
+/**
+ * Decides how a checkpoint path given to Create is treated: a regular file is an archive, a
+ * directory is an unpacked checkpoint; anything else (symlink, FIFO, socket, device) is refused
+ * rather than followed or opened (opening a FIFO would block the shim).
+ */
+export async function isArchiveFile(p: string): Promise<boolean> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.lstat(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`checkpoint ${p} does not exist`);
+    throw err;
+  }
+  if (st.isFile()) return true;
+  if (st.isDirectory()) return false;
+  throw new InvalidArgumentError(`checkpoint ${p} is a ${fileTypeName(st)}, expected a directory or an archive file`);
+}
+
+/**
+ * One recursive removal of <bundle>/ctrd-restore. fs.rm lstat()s every path and unlinks
+ * symlinks rather than descending into them, so a planted symlink (at the top or inside) is
+ * removed itself and its target is untouched. Missing is fine (idempotent cleanup).
+ */
+export async function removeStagingDir(bundleDir: string): Promise<void> {
+  if (!bundleDir) throw new InvalidArgumentError('removeStagingDir: empty bundle path');
+  await fs.promises.rm(stagingDirFor(bundleDir), { recursive: true, force: true, maxRetries: 2 });
+}
+
+type NameCheck = { kind: 'root' } | { kind: 'path'; parts: string[] };
+
+/**
+ * Normalises an entry name to components below the staging dir. `.` and empty components
+ * (`./a`, `a//b`, trailing `/`) are dropped; anything that could point elsewhere is refused.
+ */
+function checkEntryName(name: string): NameCheck | { kind: 'refuse'; reason: string } {
+  if (name === '') return { kind: 'refuse', reason: 'empty name' };
+  if (name.includes('\0')) return { kind: 'refuse', reason: 'name contains a NUL byte' };
+  if (name.startsWith('/')) return { kind: 'refuse', reason: 'absolute name' };
+  if (Buffer.byteLength(name) > MAX_PATH_BYTES) return { kind: 'refuse', reason: 'name too long' };
+  const parts = name.split('/').filter((c) => c !== '' && c !== '.');
+  for (const c of parts) {
+    if (c === '..') return { kind: 'refuse', reason: 'name has a ".." component' };
+    if (Buffer.byteLength(c) > MAX_COMPONENT_BYTES) return { kind: 'refuse', reason: 'name component too long' };
+  }
+  return parts.length === 0 ? { kind: 'root' } : { kind: 'path', parts };
+}
+
+/** Only permission bits a checkpoint legitimately needs: no setuid/setgid/sticky, no g/o write. */
+const fileMode = (mode: number): number => mode & 0o755;
+/** Directories keep owner rwx so staging can always write into them. */
+const dirMode = (mode: number): number => (mode & 0o755) | 0o700;
+
+class Stager {
+  readonly skipped: StageResult['skipped'] = [];
+  private readonly seen = new Set<string>();
+  /** Directories (relative paths) that we created or verified; only we write in `root`. */
+  private readonly knownDirs = new Set<string>(['']);
+  private totalBytes = 0;
+  private entries = 0;
+
+  constructor(
+    private readonly archive: string,
+    private readonly root: string,
+    private readonly log: WarnLogger,
+    private readonly opts: StageOptions,
+  ) {}
+
+  private refuse(name: string, reason: string): InvalidArgumentError {
+    return new InvalidArgumentError(
+      `checkpoint archive ${this.archive}: entry ${JSON.stringify(name)} refused: ${reason}`,
+    );
+  }
+
+  async run(): Promise<void> {
+    const fh = await openArchive(this.archive);
+    const input = fh.createReadStream({ highWaterMark: 1 << 20 });
+    try {
+      const { stream } = await openArchiveStream(input);
+      for await (const entry of readTarEntries(stream)) {
+        await this.entry(entry.header, entry.body);
+      }
+    } finally {
+      input.destroy();
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  private async entry(h: TarEntryHeader, body: () => AsyncGenerator<Buffer>): Promise<void> {
+    this.entries++;
+    if (this.opts.maxEntries !== undefined && this.entries > this.opts.maxEntries) {
+      throw this.refuse(h.name, `archive has more than ${this.opts.maxEntries} entries`);
+    }
+    // Name checks come before type checks: an escaping name is hostile whatever its type.
+    const check = checkEntryName(h.name);
+    if (check.kind === 'refuse') throw this.refuse(h.name, check.reason);
+    const rel = check.kind === 'root' ? '.' : check.parts.join('/');
+    // `.` may legitimately appear more than once (it is ignored below); any other repeat is a
+    // second entry trying to replace the first.
+    if (check.kind === 'path') {
+      if (this.seen.has(rel)) throw this.refuse(h.name, `duplicate entry (${rel} already in the archive)`);
+      this.seen.add(rel);
+    }
+
+    if (h.type !== 'file' && h.type !== 'directory') {
+      const type = h.type === 'other' ? `unsupported type ${JSON.stringify(h.typeflag)}` : h.type;
+      const reason = 'only regular files and directories are unpacked';
+      this.skipped.push({ name: h.name, type, reason });
+      this.log.warn(`checkpoint archive ${this.archive}: skipped ${type} entry ${JSON.stringify(h.name)}: ${reason}`, {
+        archive: this.archive, entry: h.name, type, linkname: h.linkname || undefined,
+      });
+      return;
+    }
+    if (check.kind === 'root') {
+      // `.` / `./` describe the staging dir itself: it stays ours (0700), whatever the header says.
+      if (h.type === 'directory') {
+        this.log.debug?.(`checkpoint archive ${this.archive}: ignoring entry for the top directory`, { entry: h.name });
+        return;
+      }
+      throw this.refuse(h.name, 'a regular file cannot replace the staging directory');
+    }
+
+    const parent = await this.ensureParents(h.name, check.parts);
+    const target = path.join(parent, check.parts[check.parts.length - 1]);
+    if (h.type === 'directory') await this.makeDir(h.name, rel, target, dirMode(h.mode));
+    else await this.writeFile(h, target, body);
+  }
+
+  /** Creates or verifies each parent component (never following a symlink). */
+  private async ensureParents(name: string, parts: string[]): Promise<string> {
+    let rel = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      rel = rel === '' ? parts[i] : `${rel}/${parts[i]}`;
+      if (this.knownDirs.has(rel)) continue;
+      const abs = path.join(this.root, rel);
+      try {
+        await fs.promises.mkdir(abs, { mode: 0o700 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const st = await fs.promises.lstat(abs);
+        if (!st.isDirectory()) throw this.refuse(name, `parent ${rel} is a ${fileTypeName(st)}, not a directory`);
+      }
+      this.knownDirs.add(rel);
+    }
+    return rel === '' ? this.root : path.join(this.root, rel);
+  }
+
+  private async makeDir(name: string, rel: string, abs: string, mode: number): Promise<void> {
+    try {
+      await fs.promises.mkdir(abs, { mode: 0o700 });
+    } catch (err) {
+      // EEXIST is fine only for a directory we created implicitly as some earlier file's parent.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !this.knownDirs.has(rel)) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw this.refuse(name, 'conflicts with an earlier entry');
+        throw err;
+      }
+    }
+    this.knownDirs.add(rel);
+    // chmod through an fd opened O_NOFOLLOW|O_DIRECTORY: exactly the directory we made.
+    const dir = await fs.promises.open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    try {
+      await dir.chmod(mode);
+    } finally {
+      await dir.close();
+    }
+  }
+
+  private async writeFile(h: TarEntryHeader, abs: string, body: () => AsyncGenerator<Buffer>): Promise<void> {
+    if (this.opts.maxTotalBytes !== undefined && this.totalBytes + h.size > this.opts.maxTotalBytes) {
+      throw this.refuse(h.name, `unpacked size would exceed the limit of ${this.opts.maxTotalBytes} bytes`);
+    }
+    this.totalBytes += h.size;
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(abs, FILE_FLAGS, 0o600);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ELOOP') throw this.refuse(h.name, 'conflicts with an earlier entry');
+      throw err;
+    }
+    try {
+      for await (const chunk of body()) {
+        let off = 0;
+        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      }
+      // Set the mode explicitly (umask must not decide it) and only after the content is in.
+      await fh.chmod(fileMode(h.mode));
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/** Opens the archive itself without following a symlink or blocking on a FIFO. */
+async function openArchive(archive: string): Promise<fs.promises.FileHandle> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(archive, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new NotFoundError(`checkpoint archive ${archive} does not exist`);
+    if (code === 'ELOOP') throw new InvalidArgumentError(`checkpoint archive ${archive} is a symlink; refusing to follow it`);
+    throw err;
+  }
+  const st = await fh.stat();
+  if (!st.isFile()) {
+    await fh.close();
+    throw new InvalidArgumentError(`checkpoint archive ${archive} is a ${fileTypeName(st)}, not a regular file`);
+  }
+  return fh;
+}
+
+/** Creates <bundle>/ctrd-restore fresh: mkdir (never follows, fails if anything is there), then fchmod 0700. */
+async function createStagingDir(dir: string): Promise<void> {
+  try {
+    await fs.promises.mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new FailedToCreate(`staging directory ${dir} reappeared after removal; refusing to reuse it`);
+    }
+    throw err;
+  }
+  const fh = await fs.promises.open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  try {
+    const st = await fh.stat();
+    if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
+      throw new FailedToCreate(`staging directory ${dir} is not owned by us`);
+    }
+    await fh.chmod(0o700);
+  } finally {
+    await fh.close();
+  }
+}
+
+class FailedToCreate extends InternalError {}
+
+/**
+ * Unpacks `archivePath` into a fresh <bundleDir>/ctrd-restore and returns it with the list of
+ * skipped entries. Streaming throughout: memory does not grow with the archive.
+ * Errors: InvalidArgumentError for bad or hostile content (names the archive and the entry),
+ * NotFoundError if the archive is missing, InternalError for local I/O failures. Whatever the
+ * error, the staging directory is gone when it is thrown.
+ */
+export async function stageCheckpointArchive(
+  archivePath: string,
+  bundleDir: string,
+  log: WarnLogger,
+  opts: StageOptions = {},
+): Promise<StageResult> {
+  const dir = stagingDirFor(bundleDir);
+  await removeStagingDir(bundleDir);
+  const stager = new Stager(archivePath, dir, log, opts);
+  try {
+    await createStagingDir(dir);
+    await stager.run();
+  } catch (err) {
+    await removeStagingDir(bundleDir);
+    throw asFerryError(err, archivePath);
+  }
+  return { dir, skipped: stager.skipped };
+}
+
+function asFerryError(err: unknown, archive: string): FerryError {
+  if (err instanceof TarFormatError) {
+    return new InvalidArgumentError(`checkpoint archive ${archive}: ${err.message}`);
+  }
+  if (err instanceof FerryError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new InternalError(`staging checkpoint archive ${archive}: ${message}`, { cause: err });
+}

@@ -1,0 +1,55 @@
+// Checks an unpacked checkpoint directory (what containerd passes to Create after unpacking the
+// checkpoint image) before CRIU reads it. CRIU opens image files by name inside the directory;
+// a symlink there would make it read (or, for some images, write) wherever the link points,
+// and a FIFO would block it. Only regular files and directories are allowed, and a regular
+// file with more than one link is refused too: a hard link is how a checkpoint could point a
+// "regular file" at a host file such as /etc/shadow.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InvalidArgumentError, NotFoundError } from '../errors';
+import { fileTypeName } from './file-type';
+
+/**
+ * Walks `dir` with lstat (never following anything) and throws InvalidArgumentError naming the
+ * first offending path (relative to `dir`, in sorted walk order) and its type. The top directory
+ * itself must be a real directory, not a symlink to one.
+ */
+export async function assertOnlyRegularFilesAndDirs(dir: string): Promise<void> {
+  let top: fs.Stats;
+  try {
+    top = await fs.promises.lstat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`checkpoint directory ${dir} does not exist`);
+    throw err;
+  }
+  if (!top.isDirectory()) {
+    throw new InvalidArgumentError(`checkpoint directory ${dir} is a ${fileTypeName(top)}, not a directory`);
+  }
+  // Each directory's entries in sorted order, then its subdirectories: a deterministic "first offender" in messages and tests.
+  const pending: string[] = [''];
+  while (pending.length > 0) {
+    const rel = pending.pop() as string;
+    const names = (await fs.promises.readdir(path.join(dir, rel))).sort();
+    const subdirs: string[] = [];
+    for (const name of names) {
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      const st = await fs.promises.lstat(path.join(dir, childRel));
+      if (st.isDirectory()) {
+        subdirs.push(childRel);
+      } else if (st.isFile()) {
+        if (st.nlink > 1) {
+          throw new InvalidArgumentError(
+            `checkpoint directory ${dir}: ${childRel} is a regular file with ${st.nlink} hard links; refusing it`,
+          );
+        }
+      } else {
+        throw new InvalidArgumentError(
+          `checkpoint directory ${dir}: ${childRel} is a ${fileTypeName(st)}; only regular files and directories are allowed`,
+        );
+      }
+    }
+    // Stack: push in reverse so subdirectories are visited in sorted order.
+    pending.push(...subdirs.reverse());
+  }
+}

@@ -1,0 +1,422 @@
+// A small streaming tar reader of our own, for checkpoint archives that are untrusted input.
+//
+// Why not the npm `tar` package: it is a general extractor (it creates symlinks, hardlinks and
+// devices, and its many options are a large surface to get wrong). We only need to *list*
+// entries and stream the bodies of regular files, and every policy decision (what to create,
+// where) lives in archive-staging.ts. This reader therefore never touches the filesystem.
+//
+// Supported: ustar (with the prefix field), old v7 headers, GNU long names/links (`L`/`K`),
+// PAX extended (`x`) and global (`g`) headers for `path`, `linkpath` and `size`, base-256
+// numeric fields, gzip / zstd / plain input chosen by magic bytes. Everything is streamed:
+// memory use is bounded by one input chunk plus the (capped) metadata records.
+
+import { Readable } from 'node:stream';
+import * as zlib from 'node:zlib';
+import { Transform, TransformCallback, pipeline } from 'node:stream';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import { InvalidArgumentError } from '../errors';
+
+/** Malformed or hostile tar/gzip/zstd content. Callers add which archive it was. */
+export class TarFormatError extends InvalidArgumentError {}
+
+export type TarEntryType =
+  | 'file'
+  | 'directory'
+  | 'symlink'
+  | 'hardlink'
+  | 'char-device'
+  | 'block-device'
+  | 'fifo'
+  | 'other';
+
+export interface TarEntryHeader {
+  /** Full name after PAX / GNU long-name / ustar-prefix resolution, exactly as stored (not normalised). */
+  name: string;
+  /** Link target for symlinks and hardlinks ('' otherwise). */
+  linkname: string;
+  type: TarEntryType;
+  /** The raw typeflag character ('0', '5', 'S', ...), for messages about `other` entries. */
+  typeflag: string;
+  /** Permission bits as stored, including setuid/setgid/sticky (policy strips them later). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Number of body bytes that follow the header. */
+  size: number;
+  mtime: number;
+}
+
+export interface TarEntry {
+  header: TarEntryHeader;
+  /**
+   * The body, streamed. Read it (fully or partly) before asking for the next entry; whatever
+   * was not read is skipped automatically when iteration continues.
+   */
+  body(): AsyncGenerator<Buffer>;
+}
+
+export interface TarReadOptions {
+  /** Cap for one PAX record set or GNU long name (they are buffered in memory). Default 1 MiB. */
+  maxMetadataBytes?: number;
+}
+
+export type ArchiveCompression = 'gzip' | 'zstd' | 'none';
+
+const BLOCK = 512;
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+const DEFAULT_MAX_METADATA = 1 << 20;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Pull-based byte source over an async iterator of chunks. Keeps a queue of chunks and an
+ * offset so that neither headers nor bodies cause repeated concatenation of large buffers.
+ */
+class ByteSource {
+  private chunks: Buffer[] = [];
+  private offset = 0; // into chunks[0]
+  private buffered = 0;
+  private ended = false;
+
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  /** Ensures at least n bytes are buffered; false if the input ended first. */
+  private async fill(n: number): Promise<boolean> {
+    while (this.buffered < n) {
+      if (this.ended) return false;
+      const next = await this.it.next();
+      if (next.done) {
+        this.ended = true;
+        return false;
+      }
+      const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+      if (chunk.length === 0) continue;
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    return true;
+  }
+
+  /** Exactly n bytes; null on a clean end (nothing left); throws if the input ends midway. */
+  async readExact(n: number, what: string): Promise<Buffer | null> {
+    if (!(await this.fill(n))) {
+      if (this.buffered === 0) return null;
+      throw new TarFormatError(`truncated archive: ${what} needs ${n} bytes, only ${this.buffered} left`);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let copied = 0;
+    while (copied < n) copied += this.take(n - copied).copy(out, copied);
+    return out;
+  }
+
+  /** Between 1 and max bytes (zero-copy slice of a chunk); throws if the input has ended. */
+  async readSome(max: number, what: string): Promise<Buffer> {
+    if (!(await this.fill(1))) throw new TarFormatError(`truncated archive: ${what}`);
+    return this.take(max);
+  }
+
+  /** Discards n bytes without keeping them. */
+  async skip(n: number, what: string): Promise<void> {
+    let left = n;
+    while (left > 0) left -= (await this.readSome(left, what)).length;
+  }
+
+  private take(max: number): Buffer {
+    const head = this.chunks[0];
+    const n = Math.min(max, head.length - this.offset);
+    const out = head.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    this.buffered -= n;
+    if (this.offset === head.length) {
+      this.chunks.shift();
+      this.offset = 0;
+    }
+    return out;
+  }
+}
+
+/** NUL-terminated string field (C semantics: anything after the first NUL is ignored). */
+function cString(block: Buffer, start: number, length: number): Buffer {
+  const field = block.subarray(start, start + length);
+  const nul = field.indexOf(0);
+  return nul === -1 ? field : field.subarray(0, nul);
+}
+
+function decodeName(bytes: Buffer, what: string): string {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    // A lossy decode could map two different byte names to one string; refuse instead.
+    throw new TarFormatError(`${what} is not valid UTF-8`);
+  }
+}
+
+/**
+ * A numeric header field: octal text (space/NUL padded), or GNU base-256 when the top bit of
+ * the first byte is set. Anything else, negative values and values beyond 2^53 are refused.
+ */
+export function parseNumeric(block: Buffer, start: number, length: number, what: string): number {
+  const field = block.subarray(start, start + length);
+  if (field[0] & 0x80) {
+    if (field[0] === 0xff) throw new TarFormatError(`${what}: negative base-256 value`);
+    let value = BigInt(field[0] & 0x7f);
+    for (let i = 1; i < field.length; i++) value = (value << 8n) | BigInt(field[i]);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new TarFormatError(`${what}: base-256 value too large`);
+    return Number(value);
+  }
+  const text = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  if (text === '') return 0;
+  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`${what}: not an octal number: ${JSON.stringify(text)}`);
+  const value = parseInt(text, 8);
+  if (!Number.isSafeInteger(value)) throw new TarFormatError(`${what}: value too large`);
+  return value;
+}
+
+function checksumMatches(block: Buffer): boolean {
+  const stored = parseNumeric(block, 148, 8, 'header checksum');
+  let unsigned = 8 * 0x20;
+  let signed = 8 * 0x20;
+  for (let i = 0; i < BLOCK; i++) {
+    if (i >= 148 && i < 156) continue;
+    unsigned += block[i];
+    signed += block[i] > 127 ? block[i] - 256 : block[i];
+  }
+  // Some historic writers summed signed chars; accepting both is what GNU tar does.
+  return stored === unsigned || stored === signed;
+}
+
+function typeOf(flag: string): TarEntryType {
+  switch (flag) {
+    case '0': case '\0': case '7': return 'file';
+    case '1': return 'hardlink';
+    case '2': return 'symlink';
+    case '3': return 'char-device';
+    case '4': return 'block-device';
+    case '5': return 'directory';
+    case '6': return 'fifo';
+    default: return 'other';
+  }
+}
+
+interface PaxOverrides { path?: string; linkpath?: string; size?: number }
+
+/** Parses "<len> <key>=<value>\n" records; strict about lengths so a record cannot hide another. */
+function parsePax(data: Buffer): PaxOverrides {
+  const out: PaxOverrides = {};
+  let pos = 0;
+  while (pos < data.length) {
+    if (data[pos] === 0) break; // trailing NUL padding written by some tools
+    const space = data.indexOf(0x20, pos);
+    if (space === -1 || space - pos > 20) throw new TarFormatError('PAX header: malformed record length');
+    const lenText = data.toString('latin1', pos, space);
+    if (!/^[1-9][0-9]*$/.test(lenText)) throw new TarFormatError(`PAX header: bad record length ${JSON.stringify(lenText)}`);
+    const len = Number(lenText);
+    const end = pos + len;
+    if (end > data.length || data[end - 1] !== 0x0a) throw new TarFormatError('PAX header: record overruns its header');
+    const record = data.subarray(space + 1, end - 1);
+    const eq = record.indexOf(0x3d);
+    if (eq <= 0) throw new TarFormatError('PAX header: record without key=value');
+    const key = record.toString('latin1', 0, eq);
+    const value = record.subarray(eq + 1);
+    if (key === 'path') out.path = decodeName(value, 'PAX path');
+    else if (key === 'linkpath') out.linkpath = decodeName(value, 'PAX linkpath');
+    else if (key === 'size') {
+      const text = value.toString('latin1');
+      if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+        throw new TarFormatError(`PAX header: bad size ${JSON.stringify(text)}`);
+      }
+      out.size = Number(text);
+    }
+    // Other keys (mtime, uid, xattrs, GNU.sparse.*) carry nothing our policy uses.
+    pos = end;
+  }
+  return out;
+}
+
+const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
+
+/**
+ * Streams the entries of a plain (already decompressed) tar stream. Metadata entries (PAX,
+ * GNU long names) are folded into the entry they describe and never yielded.
+ */
+export async function* readTarEntries(
+  input: AsyncIterable<Buffer>,
+  opts: TarReadOptions = {},
+): AsyncGenerator<TarEntry> {
+  const maxMeta = opts.maxMetadataBytes ?? DEFAULT_MAX_METADATA;
+  const src = new ByteSource(input[Symbol.asyncIterator]());
+  let global: PaxOverrides = {};
+  let local: PaxOverrides = {};
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  let index = 0;
+
+  const readMeta = async (size: number, what: string): Promise<Buffer> => {
+    if (size > maxMeta) throw new TarFormatError(`${what} of ${size} bytes exceeds the ${maxMeta}-byte limit`);
+    const data = (await src.readExact(size, what)) ?? Buffer.alloc(0);
+    if (data.length !== size) throw new TarFormatError(`truncated archive: ${what}`);
+    await src.skip(padding(size), `${what} padding`);
+    return data;
+  };
+
+  for (;;) {
+    const block = await src.readExact(BLOCK, `header #${index}`);
+    if (block === null) {
+      // End of input without the two zero blocks: acceptable only between entries, and only
+      // if no metadata header was left dangling.
+      if (longName !== undefined || longLink !== undefined || Object.keys(local).length > 0) {
+        throw new TarFormatError('truncated archive: metadata header without its entry');
+      }
+      return;
+    }
+    if (block.every((b) => b === 0)) return; // end-of-archive marker; trailing data is ignored
+    if (!checksumMatches(block)) throw new TarFormatError(`header #${index}: checksum mismatch (corrupt or not a tar archive)`);
+    index++;
+
+    const typeflag = String.fromCharCode(block[156]);
+    const headerSize = parseNumeric(block, 124, 12, 'size');
+
+    // Metadata headers always use their own size field; PAX size overrides describe the
+    // next real entry only.
+    if (typeflag === 'L' || typeflag === 'K') {
+      const data = await readMeta(headerSize, typeflag === 'L' ? 'GNU long name' : 'GNU long link');
+      const value = decodeName(cString(data, 0, data.length), 'GNU long name');
+      if (typeflag === 'L') longName = value;
+      else longLink = value;
+      continue;
+    }
+    if (typeflag === 'x' || typeflag === 'g') {
+      const pax = parsePax(await readMeta(headerSize, typeflag === 'x' ? 'PAX header' : 'PAX global header'));
+      if (typeflag === 'x') local = { ...local, ...pax };
+      else global = { ...global, ...pax };
+      continue;
+    }
+
+    const size = local.size ?? global.size ?? headerSize;
+    const magic = block.toString('latin1', 257, 263);
+    const isPosixUstar = magic === 'ustar\0';
+    let name = decodeName(cString(block, 0, 100), 'entry name');
+    if (isPosixUstar) {
+      // GNU tar uses bytes 345.. for atime/ctime, so the prefix field only exists in POSIX ustar.
+      const prefix = decodeName(cString(block, 345, 155), 'entry name prefix');
+      if (prefix !== '') name = `${prefix}/${name}`;
+    }
+    name = local.path ?? longName ?? global.path ?? name;
+    const linkname = local.linkpath ?? longLink ?? global.linkpath ?? decodeName(cString(block, 157, 100), 'link name');
+
+    let type = typeOf(typeflag);
+    // Pre-POSIX archives mark directories only by a trailing slash on a regular-file entry.
+    if (type === 'file' && typeflag !== '7' && name.endsWith('/')) type = 'directory';
+
+    const header: TarEntryHeader = {
+      name,
+      linkname,
+      type,
+      typeflag,
+      mode: parseNumeric(block, 100, 8, 'mode'),
+      uid: parseNumeric(block, 108, 8, 'uid'),
+      gid: parseNumeric(block, 116, 8, 'gid'),
+      size,
+      mtime: parseNumeric(block, 136, 12, 'mtime'),
+    };
+    local = {};
+    longName = undefined;
+    longLink = undefined;
+
+    let remaining = size;
+    const what = `body of ${JSON.stringify(name)} (${size} bytes declared)`;
+    async function* body(): AsyncGenerator<Buffer> {
+      while (remaining > 0) {
+        const chunk = await src.readSome(remaining, what);
+        remaining -= chunk.length;
+        yield chunk;
+      }
+    }
+    yield { header, body };
+    await src.skip(remaining, what);
+    await src.skip(padding(size), `padding of ${JSON.stringify(name)}`);
+  }
+}
+
+/** zstd decompression as a Transform: Node 20's zlib has no zstd, fzstd streams it in JS. */
+class ZstdDecompressStream extends Transform {
+  private readonly decoder = new ZstdDecompress((chunk) => {
+    // fzstd may reuse its window buffer; copy before handing the bytes on.
+    this.push(Buffer.from(chunk));
+  });
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.decoder.push(chunk);
+      done();
+    } catch (err) {
+      done(new TarFormatError(`zstd: ${(err as Error).message}`));
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      this.decoder.push(new Uint8Array(0), true);
+      done();
+    } catch (err) {
+      done(new TarFormatError(`zstd: ${(err as Error).message}`));
+    }
+  }
+}
+
+async function* prepend(first: Buffer, rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  yield first;
+  for (;;) {
+    const next = await rest.next();
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+/** zlib's errors (Z_DATA_ERROR, Z_BUF_ERROR for a truncated stream) mean bad content. */
+async function* translateDecompressErrors(stream: AsyncIterable<Buffer>, kind: string): AsyncGenerator<Buffer> {
+  try {
+    yield* stream;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('Z_')) throw new TarFormatError(`${kind}: ${(err as Error).message}`);
+    throw err;
+  }
+}
+
+/**
+ * Detects the compression of `input` from its first bytes and returns the decompressed byte
+ * stream. The first chunk is peeked, not consumed; if the input is shorter than a magic
+ * number it is treated as plain tar (and the tar reader reports it as truncated).
+ */
+export async function openArchiveStream(
+  input: Readable,
+): Promise<{ compression: ArchiveCompression; stream: AsyncIterable<Buffer> }> {
+  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  // Gather at least 4 bytes (the zstd magic) unless the input is shorter.
+  const head: Buffer[] = [];
+  let headLen = 0;
+  while (headLen < ZSTD_MAGIC.length) {
+    const next = await it.next();
+    if (next.done) break;
+    head.push(next.value);
+    headLen += next.value.length;
+  }
+  const first = Buffer.concat(head);
+
+  let compression: ArchiveCompression = 'none';
+  let decompressor: Transform | undefined;
+  if (first.subarray(0, 2).equals(GZIP_MAGIC)) {
+    compression = 'gzip';
+    decompressor = zlib.createGunzip({ chunkSize: 64 * 1024 });
+  } else if (first.subarray(0, 4).equals(ZSTD_MAGIC)) {
+    compression = 'zstd';
+    decompressor = new ZstdDecompressStream();
+  }
+  if (!decompressor) return { compression, stream: prepend(first, it) };
+  const source = Readable.from(prepend(first, it), { objectMode: false });
+  // pipeline() destroys every stage when one fails, so an input read error surfaces from the
+  // decompressor's iterator rather than leaving it waiting forever.
+  const out = pipeline(source, decompressor, () => { /* errors surface through iteration */ });
+  return { compression, stream: translateDecompressErrors(out, compression) };
+}
