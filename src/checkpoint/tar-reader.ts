@@ -173,7 +173,12 @@ export function parseNumeric(block: Buffer, start: number, length: number, what:
 }
 
 function checksumMatches(block: Buffer): boolean {
-  const stored = parseNumeric(block, 148, 8, 'header checksum');
+  let stored: number;
+  try {
+    stored = parseNumeric(block, 148, 8, 'header checksum');
+  } catch {
+    return false;
+  }
   let unsigned = 8 * 0x20;
   let signed = 8 * 0x20;
   for (let i = 0; i < BLOCK; i++) {
