@@ -14,12 +14,13 @@ setup:
 	$(MAKE) deps build
 
 deps: node_modules/.installed
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json binding.gyp native/ferry_sys.c
 	npm ci --no-audit --no-fund
+	npm exec -c 'node-gyp rebuild'
 	touch $@
 
 native: deps
-	$(NODE_BIN)/node-gyp rebuild 2>/dev/null || npx --no-install node-gyp rebuild
+	npm exec -c 'node-gyp rebuild'
 
 # Regenerates api/gen from api/proto (needs protoc: `make setup` installs protobuf-compiler).
 proto: deps

@@ -1,0 +1,56 @@
+// `containerd-shim-ferry-v2 -bundle B … delete`: containerd runs this when it cannot reach the
+// shim daemon (it was killed, or vanished while containerd was down). It cleans up what the
+// daemon would have: `runc delete --force`, the rootfs mount, the socket; and prints a
+// DeleteResponse (exit status 137 = SIGKILL, like the Go shim) on stdout.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DeleteResponse } from '../../api/gen/containerd/task/v2/shim';
+import { readPidFile } from '../process/pid-file';
+import { Runc } from '../runc/runc';
+import { defaultRuntimeOptions, type RuntimeOptions } from '../service/runtime-options';
+import { toTimestamp } from '../service/timestamps';
+import { unmountAll } from '../sys/mounts';
+import type { ShimFlags } from './flags';
+
+export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
+  const bundle = flags.bundle || process.cwd();
+  let options: RuntimeOptions = defaultRuntimeOptions();
+  try {
+    options = { ...options, ...JSON.parse(fs.readFileSync(path.join(bundle, 'options.json'), 'utf8')) };
+  } catch { /* Create never got that far: defaults */ }
+  const runc = new Runc({
+    binary: options.binaryName, root: path.join(options.root, flags.namespace),
+    logPath: path.join(bundle, 'log.json'), systemdCgroup: options.systemdCgroup,
+  });
+  const problems: string[] = [];
+  try {
+    await runc.delete(flags.id, true);
+  } catch (err) {
+    problems.push(`runc delete: ${(err as Error).message}`);
+  }
+  try {
+    unmountAll(path.join(bundle, 'rootfs'));
+  } catch (err) {
+    problems.push(`unmount rootfs: ${(err as Error).message}`);
+  }
+  let pid = 0;
+  try { pid = await readPidFile(path.join(bundle, 'init.pid')); } catch { /* never created */ }
+  // The daemon's socket, if it left one behind.
+  try {
+    const address = fs.readFileSync(path.join(bundle, 'address'), 'utf8').trim();
+    const socketPath = address.startsWith('{') ? (JSON.parse(address) as { address: string }).address : address;
+    const p = socketPath.replace(/^unix:\/\//, '');
+    if (p.startsWith('/') && !(await isAlive(p))) fs.rmSync(p, { force: true });
+  } catch { /* no address file */ }
+  for (const p of problems) process.stderr.write(`time="${new Date().toISOString()}" level=warning msg=${JSON.stringify(p)}\n`);
+  return DeleteResponse.encode({ pid, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();
+}
+
+async function isAlive(socketPath: string): Promise<boolean> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,69 @@
+// The shim daemon: serves the task API on the socket `start` handed over, owns the container
+// processes as their child subreaper, and publishes events. It exits when containerd calls
+// Shutdown and no container is left.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ShimFlags } from '../cli/flags';
+import { LISTEN_FD } from '../cli/start';
+import { EventPublisher } from '../events/publisher';
+import { createLogger } from '../log';
+import { reaper } from '../process/reaper';
+import { ShimListener } from '../protocol/listener';
+import { TaskService } from '../service/task-service';
+import { taskServices } from '../service/task-rpc';
+import { setChildSubreaper } from '../sys/native';
+
+export async function runDaemon(flags: ShimFlags): Promise<void> {
+  const bundle = process.cwd();
+  // containerd removes bundle directories; never keep one as our working directory.
+  process.chdir('/');
+  const log = createLogger({
+    fifoPath: path.join(bundle, 'log'),
+    debug: flags.debug,
+    defaultMeta: { namespace: flags.namespace, pid: process.pid, runtime: 'io.containerd.ferry.v2' },
+  });
+  setChildSubreaper();
+  reaper.start();
+
+  const socketPath = process.env.FERRY_SOCKET_PATH ?? '';
+  const ttrpcAddress = process.env.TTRPC_ADDRESS ?? `${flags.address}.ttrpc`;
+  const publisher = new EventPublisher(ttrpcAddress, flags.namespace, log);
+
+  let listener: ShimListener | null = null;
+  let exiting = false;
+  const exit = async (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    await publisher.flush();
+    publisher.close();
+    await listener?.close();
+    if (socketPath) fs.rmSync(socketPath, { force: true });
+    log.info('shim exiting');
+    log.close();
+    process.exit(code);
+  };
+
+  const service = new TaskService({
+    namespace: flags.namespace,
+    publisher,
+    log,
+    // Answer the Shutdown call first, then go.
+    onShutdown: () => { setTimeout(() => void exit(0), 10); },
+  });
+
+  listener = new ShimListener(taskServices(service, log), {
+    log: (level, msg) => log[level](msg),
+  });
+  await listener.listenFd(Number(process.env.FERRY_LISTEN_FD ?? LISTEN_FD));
+  log.info('shim started', { socket: socketPath });
+
+  // Containers must outlive containerd: ignore the signals a terminal or service manager sends.
+  for (const sig of ['SIGINT', 'SIGHUP', 'SIGPIPE'] as const) process.on(sig, () => log.debug(`ignored ${sig}`));
+  process.on('SIGTERM', () => {
+    // The Go shim exits on SIGTERM only when it holds no container.
+    if (service.size === 0) void exit(0);
+    else log.warn('SIGTERM ignored: containers are still running');
+  });
+  process.on('uncaughtException', (err) => log.error(`uncaught exception: ${err.stack ?? err.message}`));
+  process.on('unhandledRejection', (err) => log.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
+}

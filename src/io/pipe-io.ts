@@ -1,0 +1,151 @@
+// A process's stdio through real kernel pipes (never socketpairs: `echo hi > /dev/stdout`
+// fails on a socket inside the container). The container gets one end of each pipe through
+// runc; the shim copies between the other end and containerd's FIFOs.
+//
+// Output copies close their FIFO when the pipe reaches EOF (every writer in the container has
+// gone): containerd's client waits for that EOF before it deletes the task, so closing at the
+// right moment is what makes output arrive whole.
+import * as fs from 'node:fs';
+import type * as net from 'node:net';
+import type { StdioOptions } from 'node:child_process';
+import { pipe2 } from '../sys/native';
+import { closeAfterFlush, openInputFifo, openOutputFifo, pipeReader, pipeWriter } from './fifo';
+import type { ProcessIO, StdioPaths } from './process-io';
+
+export class PipeIO implements ProcessIO {
+  /** fds handed to runc as the container's 0/1/2 ('ignore' = /dev/null). */
+  private childFds: (number | 'ignore')[] = ['ignore', 'ignore', 'ignore'];
+  private stdinKeeper: number | null = null;
+  private stdinWriter: net.Socket | null = null;
+  private readonly copies: Promise<void>[] = [];
+  private readonly toClose: net.Socket[] = [];
+
+  private constructor(private readonly paths: StdioPaths, private readonly owner?: { uid: number; gid: number }) {}
+
+  /** Creates the pipes. Nothing is copied until start(). */
+  static create(paths: StdioPaths, owner?: { uid: number; gid: number }): PipeIO {
+    const io = new PipeIO(paths, owner);
+    try {
+      if (paths.stdin) {
+        const [r, w] = pipe2({ cloexec: true });
+        io.childFds[0] = r;
+        io.stdinWriter = pipeWriter(w);
+      }
+      for (const n of [1, 2] as const) {
+        const path = n === 1 ? paths.stdout : paths.stderr;
+        if (!path) continue;
+        const [r, w] = pipe2({ cloexec: true });
+        if (owner) fs.fchownSync(w, owner.uid, owner.gid);
+        io.childFds[n] = w;
+        io.toClose.push(pipeReader(r));
+      }
+      if (owner && typeof io.childFds[0] === 'number') fs.fchownSync(io.childFds[0], owner.uid, owner.gid);
+    } catch (err) {
+      io.close();
+      throw err;
+    }
+    return io;
+  }
+
+  childStdio(): StdioOptions {
+    return this.childFds;
+  }
+
+  /** After runc has handed the child ends to the container, the shim must not hold them. */
+  closeChildEnds(): void {
+    for (let i = 0; i < 3; i++) {
+      const fd = this.childFds[i];
+      if (typeof fd === 'number') {
+        try { fs.closeSync(fd); } catch { /* already closed */ }
+      }
+      this.childFds[i] = 'ignore';
+    }
+  }
+
+  /** Opens containerd's FIFOs and starts copying. */
+  start(): void {
+    const { stdin, stdout, stderr } = this.paths;
+    const readers = this.toClose.slice();
+    let r = 0;
+    const shared = stdout && stdout === stderr ? openOutputFifo(stdout) : null;
+    let pendingShared = 0;
+    for (const path of [stdout, stderr]) {
+      if (!path) continue;
+      const reader = readers[r++];
+      const fifo = shared ?? openOutputFifo(path);
+      if (shared) pendingShared++;
+      else this.toClose.push(fifo);
+      this.copies.push(copyOutput(reader, fifo, () => {
+        if (!shared) return true;
+        return --pendingShared === 0;
+      }));
+    }
+    if (shared) this.toClose.push(shared);
+    if (stdin && this.stdinWriter) {
+      const { reader, keeper } = openInputFifo(stdin);
+      this.stdinKeeper = keeper;
+      const writer = this.stdinWriter;
+      this.toClose.push(reader, writer);
+      reader.pipe(writer, { end: false });
+      reader.once('end', () => closeAfterFlush(writer));
+      reader.on('error', () => writer.destroy());
+      writer.on('error', () => reader.destroy());
+    }
+  }
+
+  /** CloseIO(stdin): the process sees EOF once the client's data has been drained. */
+  closeStdin(): void {
+    if (this.stdinKeeper !== null) {
+      fs.closeSync(this.stdinKeeper);
+      this.stdinKeeper = null;
+    } else if (this.stdinWriter) {
+      closeAfterFlush(this.stdinWriter);
+    }
+  }
+
+  /** Resolves when every output copy has finished, or after `timeoutMs`. */
+  async waitCopied(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.copies),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); }),
+    ]);
+    if (timer) clearTimeout(timer);
+  }
+
+  close(): void {
+    this.closeChildEnds();
+    if (this.stdinKeeper !== null) {
+      try { fs.closeSync(this.stdinKeeper); } catch { /* ignore */ }
+      this.stdinKeeper = null;
+    }
+    for (const s of this.toClose) s.destroy();
+    this.stdinWriter?.destroy();
+  }
+}
+
+/** Copies a pipe into a FIFO; `last()` says whether this copy should close the FIFO. */
+function copyOutput(reader: net.Socket, fifo: net.Socket, last: () => boolean): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      reader.destroy();
+      if (last()) {
+        closeAfterFlush(fifo, resolve);
+      } else {
+        resolve();
+      }
+    };
+    reader.on('data', (chunk: Buffer) => {
+      if (!fifo.write(chunk)) {
+        reader.pause();
+        fifo.once('drain', () => reader.resume());
+      }
+    });
+    reader.once('end', finish);
+    reader.once('error', finish);
+    fifo.once('error', () => { reader.destroy(); done = true; resolve(); });
+  });
+}

@@ -1,0 +1,23 @@
+import type { StdioOptions } from 'node:child_process';
+
+/** containerd's stdio for one process: FIFO paths (or log URIs), and whether it has a tty. */
+export interface StdioPaths {
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  terminal: boolean;
+}
+
+/** What a process needs from its IO, whatever carries it (pipes, a pty, a log binary). */
+export interface ProcessIO {
+  /** stdio to hand to runc for the container. */
+  childStdio(): StdioOptions;
+  /** Called once runc has passed the child ends on. */
+  closeChildEnds(): void;
+  /** Starts copying between the container and containerd. */
+  start(): void;
+  closeStdin(): void;
+  /** Waits for the output to be fully copied (bounded: a daemonized child can hold a pipe). */
+  waitCopied(timeoutMs: number): Promise<void>;
+  close(): void;
+}

@@ -1,0 +1,69 @@
+// Logging with winston into the `log` FIFO containerd creates in the bundle. containerd 1.7
+// copies that FIFO verbatim into its own stderr, next to the Go shims' logrus lines, so the
+// format is logrus's text format: time="…" level=info msg="…" key=value …
+// `-debug` raises the level to debug. Loaded only by the daemon (never on `start`'s path).
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import type * as winston from 'winston';
+
+export interface Logger {
+  debug(msg: string, meta?: Record<string, unknown>): void;
+  info(msg: string, meta?: Record<string, unknown>): void;
+  warn(msg: string, meta?: Record<string, unknown>): void;
+  error(msg: string, meta?: Record<string, unknown>): void;
+}
+
+function quoteIfNeeded(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return /^[A-Za-z0-9_./:@+-]+$/.test(s) ? s : JSON.stringify(s);
+}
+
+/** logrus TextFormatter (no colours): time="RFC3339Nano" level=… msg="…" fields sorted. */
+export function formatLogrus(info: { level: string; message: unknown; [k: string]: unknown }, now = new Date()): string {
+  const fields = Object.keys(info)
+    .filter((k) => k !== 'level' && k !== 'message' && typeof k === 'string')
+    .sort()
+    .map((k) => `${k}=${quoteIfNeeded(info[k])}`);
+  const level = info.level === 'warn' ? 'warning' : info.level;
+  return [`time=${JSON.stringify(now.toISOString())}`, `level=${level}`, `msg=${JSON.stringify(String(info.message))}`, ...fields].join(' ');
+}
+
+export interface LoggerOptions {
+  /** The bundle's `log` FIFO; when absent (or it cannot be opened) logs go to stderr. */
+  fifoPath?: string;
+  debug: boolean;
+  defaultMeta?: Record<string, unknown>;
+}
+
+export function createLogger(opts: LoggerOptions): Logger & { close(): void } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const w = require('winston') as typeof winston;
+  let stream: NodeJS.WritableStream = process.stderr;
+  let sock: net.Socket | null = null;
+  if (opts.fifoPath) {
+    try {
+      // O_RDWR: never blocks, whether or not containerd has the read side open right now.
+      const fd = fs.openSync(opts.fifoPath, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      sock = new net.Socket({ fd, readable: false, writable: true });
+      sock.on('error', () => { /* containerd went away: logs are best effort */ });
+      sock.unref();
+      stream = sock;
+    } catch { /* fall back to stderr */ }
+  }
+  const logger = w.createLogger({
+    level: opts.debug ? 'debug' : 'info',
+    defaultMeta: opts.defaultMeta,
+    format: w.format.printf((info) => formatLogrus(info as never)),
+    transports: [new w.transports.Stream({ stream })],
+  });
+  return {
+    debug: (m, meta) => logger.debug(m, meta),
+    info: (m, meta) => logger.info(m, meta),
+    warn: (m, meta) => logger.warn(m, meta),
+    error: (m, meta) => logger.error(m, meta),
+    close: () => { logger.close(); sock?.destroy(); },
+  };
+}
+
+/** A logger that drops everything (tests, and the `start` path). */
+export const nullLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };

@@ -1,0 +1,86 @@
+// A process exec'd into a running container: `runc exec --detach --process <spec>`; it is
+// re-parented to our subreaper exactly like the init, and reaped the same way.
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { ProcessIO, StdioPaths } from '../io/process-io';
+import type { Runc } from '../runc/runc';
+import { killError } from './init-process';
+import { readPidFile } from './pid-file';
+import { reaper, type Exit } from './reaper';
+import { ShimProcess } from './shim-process';
+import * as native from '../sys/native';
+
+export class ExecProcess extends ShimProcess {
+  private onExit: ((exit: Exit) => void) | null = null;
+  /** The OCI process spec (JSON) from ExecProcessRequest.spec. */
+  constructor(
+    execId: string,
+    containerId: string,
+    stdio: StdioPaths,
+    private readonly spec: Uint8Array,
+    private readonly runc: Runc,
+    private readonly makeIO: () => ProcessIO | null,
+  ) {
+    super(execId, containerId, stdio);
+  }
+
+  onExited(listener: (exit: Exit) => void): void { this.onExit = listener; }
+
+  async start(consoleSocket?: { path: string; receive: () => Promise<void> }): Promise<void> {
+    this.check('start');
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ferry-exec-'));
+    const specPath = path.join(dir, 'process.json');
+    const pidFile = path.join(dir, 'exec.pid');
+    try {
+      await fsp.writeFile(specPath, this.spec, { mode: 0o600 });
+      this.io = this.makeIO();
+      const since = new Date();
+      const receiving = consoleSocket?.receive();
+      try {
+        await this.runc.exec(this.containerId, {
+          processSpecPath: specPath,
+          pidFile,
+          consoleSocket: consoleSocket?.path,
+          stdio: this.io?.childStdio(),
+        });
+      } finally {
+        this.io?.closeChildEnds();
+      }
+      await receiving;
+      this.io?.start();
+      this.pid = await readPidFile(pidFile);
+      this.status = 'running';
+      reaper.claim(this.pid, since, (exit) => {
+        if (this.setExited(exit)) this.onExit?.(exit);
+      });
+    } catch (err) {
+      this.io?.close();
+      throw err;
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async kill(signal: number): Promise<void> {
+    this.check('kill');
+    if (this.status === 'stopped' || !this.pid) throw killError(new Error('os: process already finished'));
+    try {
+      process.kill(this.pid, signal);
+    } catch (err) {
+      throw killError(err);
+    }
+  }
+
+  resize(rows: number, cols: number, ptyFd: number | null): void {
+    this.check('resize');
+    if (ptyFd !== null) native.setWinsize(ptyFd, rows, cols);
+  }
+
+  async delete(drainMs: number): Promise<void> {
+    this.check('delete');
+    if (this.io && this.status === 'stopped') await this.io.waitCopied(drainMs);
+    this.io?.close();
+    this.markDeletedWithoutExit();
+  }
+}

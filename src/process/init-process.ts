@@ -1,0 +1,128 @@
+// A container's init process: created with `runc create`, started with `runc start`, reaped by
+// our subreaper, deleted with `runc delete`. Mirrors pkg/process/init.go of the Go shim.
+import * as path from 'node:path';
+import { NotFoundError } from '../errors';
+import type { ProcessIO, StdioPaths } from '../io/process-io';
+import type { Runc } from '../runc/runc';
+import { RuntimeError } from '../runc/runtime-error';
+import { readPidFile } from './pid-file';
+import { reaper, type Exit } from './reaper';
+import { ShimProcess } from './shim-process';
+
+/** How long Delete waits for a process's output to drain (a daemonized child can hold it). */
+export const IO_DRAIN_TIMEOUT_MS = 2000;
+
+export interface InitOptions {
+  noPivotRoot?: boolean;
+  noNewKeyring?: boolean;
+}
+
+export class InitProcess extends ShimProcess {
+  private onExit: ((exit: Exit) => void) | null = null;
+
+  constructor(
+    id: string,
+    readonly bundle: string,
+    stdio: StdioPaths,
+    private readonly runc: Runc,
+    private readonly options: InitOptions,
+  ) {
+    super(id, id, stdio);
+  }
+
+  get pidFile(): string { return path.join(this.bundle, 'init.pid'); }
+
+  /** Called (once) with the exit, after the state says stopped. */
+  onExited(listener: (exit: Exit) => void): void { this.onExit = listener; }
+
+  /** `runc create` with the given IO; afterwards the pid is known and its exit is claimed. */
+  async create(io: ProcessIO | null, consoleSocket?: string): Promise<void> {
+    this.io = io;
+    const since = new Date();
+    try {
+      await this.runc.create(this.id, this.bundle, {
+        pidFile: this.pidFile,
+        consoleSocket,
+        noPivot: this.options.noPivotRoot,
+        noNewKeyring: this.options.noNewKeyring,
+        stdio: io?.childStdio(),
+      });
+    } finally {
+      io?.closeChildEnds();
+    }
+    this.pid = await readPidFile(this.pidFile);
+    this.claimExit(since);
+  }
+
+  /** Claims the exit of the current pid from the reaper (also used after a restore). */
+  claimExit(since: Date): void {
+    reaper.claim(this.pid, since, (exit) => {
+      if (this.setExited(exit)) this.onExit?.(exit);
+    });
+  }
+
+  async start(): Promise<void> {
+    this.check('start');
+    await this.runc.start(this.id);
+    if (this.status === 'created') this.status = 'running';
+  }
+
+  async kill(signal: number, all: boolean): Promise<void> {
+    this.check('kill');
+    try {
+      await this.runc.kill(this.id, signal, all);
+    } catch (err) {
+      throw killError(err);
+    }
+  }
+
+  async pause(): Promise<void> {
+    this.check('pause');
+    this.status = 'pausing';
+    try {
+      await this.runc.pause(this.id);
+      if (this.status === 'pausing') this.status = 'paused';
+    } catch (err) {
+      if (this.status === 'pausing') this.status = 'running';
+      throw err;
+    }
+  }
+
+  async resume(): Promise<void> {
+    this.check('resume');
+    await this.runc.resume(this.id);
+    if (this.status === 'paused') this.status = 'running';
+  }
+
+  /**
+   * `runc delete`. A created (never started) container is deleted with --force, which kills its
+   * init; its exit is then recorded as 137 like the Go shim's.
+   */
+  async delete(): Promise<void> {
+    this.check('delete');
+    const wasCreated = this.status === 'created';
+    if (this.io && !wasCreated) await this.io.waitCopied(IO_DRAIN_TIMEOUT_MS);
+    try {
+      await this.runc.delete(this.id, wasCreated);
+    } catch (err) {
+      // Already gone from runc's state is what we wanted.
+      if (!(err instanceof RuntimeError && /does not exist|not exist/.test(err.message))) throw err;
+    }
+    this.io?.close();
+    if (wasCreated && this.pid) {
+      reaper.unclaim(this.pid);
+      this.setExited({ status: 137, exitedAt: new Date() });
+    }
+    this.markDeletedWithoutExit();
+  }
+}
+
+/** The Go shim's checkKillError: "process already finished" is NotFound, as containerd expects. */
+export function killError(err: unknown): Error {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/os: process already finished|container not running|no such process/i.test(msg)) {
+    return new NotFoundError('process already finished: not found');
+  }
+  if (/does not exist/.test(msg)) return new NotFoundError('no such container: not found');
+  return err instanceof Error ? err : new RuntimeError(msg);
+}

@@ -1,0 +1,123 @@
+// The shim is a child subreaper: container inits (and exec'd processes) are re-parented to it
+// when `runc create`/`runc exec --detach` exit. Node's libuv reaps only the children IT spawned,
+// with waitpid(thatPid), and silently loses their 'exit' event when someone else reaps them
+// first — so this reaper must never call waitpid(-1). On every SIGCHLD (signals coalesce, so
+// one SIGCHLD can stand for many exits) it lists our children, skips the pids spawned through
+// child_process (libuv's), and waitpid(pid, WNOHANG)s the rest.
+//
+// A container can exit before the shim has even read its pid file: exits of pids nobody has
+// claimed yet are kept (with the time they were seen) and handed over when the pid is claimed.
+import { EventEmitter } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
+import { listChildren } from '../sys/children';
+import { waitpidNoHang } from '../sys/native';
+
+export interface Exit {
+  pid: number;
+  /** Exit code, or 128+signal when killed by a signal (containerd's convention). */
+  status: number;
+  exitedAt: Date;
+}
+
+type ExitListener = (exit: Exit) => void;
+
+/** How long an unclaimed exit is kept. A claim always follows its exit within seconds. */
+const UNCLAIMED_TTL_MS = 5 * 60_000;
+const MAX_UNCLAIMED = 4096;
+
+export class Reaper extends EventEmitter {
+  private readonly libuvChildren = new Set<number>();
+  private readonly claims = new Map<number, ExitListener>();
+  private readonly unclaimed = new Map<number, Exit>();
+  private started = false;
+
+  /** Starts listening for SIGCHLD. A SIGCHLD listener does not keep the event loop alive. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    process.on('SIGCHLD', this.reap);
+    // Exits that happened before we listened.
+    this.reap();
+  }
+
+  stop(): void {
+    process.off('SIGCHLD', this.reap);
+    this.started = false;
+  }
+
+  /** Records a child spawned through child_process so the reaper leaves it to libuv. */
+  trackLibuvChild(child: ChildProcess): void {
+    const pid = child.pid;
+    if (pid === undefined) return;
+    this.libuvChildren.add(pid);
+    child.once('exit', () => this.libuvChildren.delete(pid));
+  }
+
+  /**
+   * Claims the exit of `pid`. If it already exited after `notBefore`, the listener is called
+   * on the next tick; otherwise when it exits. `notBefore` guards against a stale exit of a
+   * recycled pid being matched to a new process.
+   */
+  claim(pid: number, notBefore: Date, listener: ExitListener): void {
+    const early = this.unclaimed.get(pid);
+    if (early) {
+      this.unclaimed.delete(pid);
+      if (early.exitedAt.getTime() >= notBefore.getTime() - 1) {
+        process.nextTick(listener, early);
+        return;
+      }
+    }
+    this.claims.set(pid, listener);
+    // The process may have exited between its creation and this claim without a SIGCHLD
+    // being processed yet; look once more.
+    this.reap();
+  }
+
+  /** Stops waiting for `pid` (its process was deleted before exiting, e.g. a failed start). */
+  unclaim(pid: number): void {
+    this.claims.delete(pid);
+  }
+
+  private readonly reap = (): void => {
+    let pids: number[];
+    try {
+      pids = listChildren();
+    } catch {
+      return;
+    }
+    for (const pid of pids) {
+      if (this.libuvChildren.has(pid)) continue;
+      let result;
+      try {
+        result = waitpidNoHang(pid);
+      } catch {
+        continue; // ECHILD: raced with libuv or already gone.
+      }
+      if (!result) continue;
+      this.deliver({ pid, status: result.exitStatus, exitedAt: new Date() });
+    }
+  };
+
+  private deliver(exit: Exit): void {
+    const listener = this.claims.get(exit.pid);
+    if (listener) {
+      this.claims.delete(exit.pid);
+      listener(exit);
+    } else {
+      this.keepUnclaimed(exit);
+    }
+    this.emit('exit', exit);
+  }
+
+  private keepUnclaimed(exit: Exit): void {
+    const cutoff = Date.now() - UNCLAIMED_TTL_MS;
+    for (const [pid, e] of this.unclaimed) {
+      if (e.exitedAt.getTime() < cutoff || this.unclaimed.size >= MAX_UNCLAIMED) this.unclaimed.delete(pid);
+      else break;
+    }
+    this.unclaimed.set(exit.pid, exit);
+  }
+}
+
+/** The daemon's one reaper. */
+export const reaper = new Reaper();

@@ -1,0 +1,54 @@
+// What the init process and exec'd processes share: identity, stdio, state, and the exit.
+// The exit is recorded exactly once (from the reaper) and every waiter sees the same status.
+import type { ProcessIO, StdioPaths } from '../io/process-io';
+import { assertAllowed, type Operation, type ProcessStatus } from './process-state';
+import type { Exit } from './reaper';
+
+export abstract class ShimProcess {
+  pid = 0;
+  status: ProcessStatus = 'created';
+  exitStatus = 0;
+  exitedAt: Date | null = null;
+  io: ProcessIO | null = null;
+  private readonly exited: Promise<void>;
+  private resolveExited!: () => void;
+
+  constructor(
+    /** The container id for the init, the exec id for an exec. */
+    readonly id: string,
+    readonly containerId: string,
+    readonly stdio: StdioPaths,
+  ) {
+    this.exited = new Promise((resolve) => { this.resolveExited = resolve; });
+  }
+
+  get isInit(): boolean { return this.id === this.containerId; }
+
+  /** Refuses `op` (FailedPrecondition, with the Go shim's words) if the state does not allow it. */
+  check(op: Operation): void {
+    assertAllowed(this.status, op);
+  }
+
+  /** Records the exit. Later calls are ignored: an exit status is final. */
+  setExited(exit: Pick<Exit, 'status' | 'exitedAt'>): boolean {
+    if (this.exitedAt) return false;
+    this.exitStatus = exit.status;
+    this.exitedAt = exit.exitedAt;
+    if (this.status !== 'deleted') this.status = 'stopped';
+    this.resolveExited();
+    return true;
+  }
+
+  /** Resolves once the process has exited (or was deleted without ever running). */
+  wait(): Promise<void> {
+    return this.exited;
+  }
+
+  protected markDeletedWithoutExit(): void {
+    if (!this.exitedAt) {
+      this.exitedAt = new Date();
+      this.resolveExited();
+    }
+    this.status = 'deleted';
+  }
+}

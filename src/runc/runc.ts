@@ -1,0 +1,163 @@
+// A thin, typed wrapper around the runc command line: one method per runc command ferry uses.
+// Every runc child is registered with the reaper so the reaper leaves it to libuv (see
+// src/process/reaper.ts). runc is always run with `--log <bundle>/log.json --log-format json`
+// so that a failure can be reported with runc's own message, as containerd-shim-runc-v2 does.
+import { spawn, type StdioOptions } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import { reaper } from '../process/reaper';
+import { RuntimeError } from './runtime-error';
+
+export interface RuncConfig {
+  /** runc binary: `runc` from PATH unless Options.binary_name says otherwise. */
+  binary: string;
+  /** Per-namespace state root: `<root>/<namespace>`. */
+  root: string;
+  /** JSON log file, `<bundle>/log.json`. */
+  logPath: string;
+  systemdCgroup?: boolean;
+  /** CRIU binary for checkpoint/restore (`--criu`). */
+  criuPath?: string;
+}
+
+export interface CreateOptions {
+  pidFile: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  /** The container's stdio: fds handed to runc (and through it to the container). */
+  stdio?: StdioOptions;
+}
+
+export interface ExecOptions {
+  processSpecPath: string;
+  pidFile: string;
+  consoleSocket?: string;
+  stdio?: StdioOptions;
+}
+
+export interface RunResult { stdout: string; stderr: string }
+
+export class Runc {
+  constructor(readonly config: RuncConfig) {}
+
+  private globalArgs(): string[] {
+    const a = ['--root', this.config.root, '--log', this.config.logPath, '--log-format', 'json'];
+    if (this.config.systemdCgroup) a.push('--systemd-cgroup');
+    if (this.config.criuPath) a.push('--criu', this.config.criuPath);
+    return a;
+  }
+
+  /**
+   * Runs one runc command. On failure the error carries runc's last logged error line
+   * (log.json), else its stderr, prefixed with `what` (e.g. "OCI runtime create failed").
+   */
+  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; cwd?: string } = {}): Promise<RunResult> {
+    const logOffset = await fileSize(this.config.logPath);
+    const stdio: StdioOptions = opts.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+    const child = spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio, cwd: opts.cwd });
+    reaper.trackLibuvChild(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    const code = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (c, sig) => resolve(c ?? 128 + (sig ? signalNumber(sig) : 0)));
+    }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new RuntimeError(`${what}: runc binary "${this.config.binary}" not found in PATH`);
+      throw new RuntimeError(`${what}: ${err.message}`);
+    });
+    if (code !== 0) {
+      const logged = await lastLoggedError(this.config.logPath, logOffset);
+      const detail = logged || stderr.trim() || stdout.trim() || `exit status ${code}`;
+      throw new RuntimeError(`${what}: ${detail}`, detail);
+    }
+    return { stdout, stderr };
+  }
+
+  create(id: string, bundle: string, o: CreateOptions): Promise<RunResult> {
+    const args = ['create', '--bundle', bundle, '--pid-file', o.pidFile];
+    if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
+    if (o.noPivot) args.push('--no-pivot');
+    if (o.noNewKeyring) args.push('--no-new-keyring');
+    args.push(id);
+    return this.run(args, 'OCI runtime create failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+  }
+
+  start(id: string): Promise<RunResult> {
+    return this.run(['start', id], 'OCI runtime start failed');
+  }
+
+  exec(id: string, o: ExecOptions): Promise<RunResult> {
+    const args = ['exec', '--process', o.processSpecPath, '--detach', '--pid-file', o.pidFile];
+    if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
+    args.push(id);
+    return this.run(args, 'OCI runtime exec failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+  }
+
+  kill(id: string, signal: number, all = false): Promise<RunResult> {
+    const args = ['kill'];
+    if (all) args.push('--all');
+    args.push(id, String(signal));
+    return this.run(args, 'runc kill failed');
+  }
+
+  delete(id: string, force = false): Promise<RunResult> {
+    const args = ['delete'];
+    if (force) args.push('--force');
+    args.push(id);
+    return this.run(args, 'OCI runtime delete failed');
+  }
+
+  pause(id: string): Promise<RunResult> { return this.run(['pause', id], 'OCI runtime pause failed'); }
+  resume(id: string): Promise<RunResult> { return this.run(['resume', id], 'OCI runtime resume failed'); }
+
+  async state(id: string): Promise<{ status: string; pid: number }> {
+    const r = await this.run(['state', id], 'OCI runtime state failed');
+    return JSON.parse(r.stdout) as { status: string; pid: number };
+  }
+
+  async ps(id: string): Promise<number[]> {
+    const r = await this.run(['ps', '--format', 'json', id], 'runc ps failed');
+    const pids = JSON.parse(r.stdout || '[]') as number[] | null;
+    return pids ?? [];
+  }
+
+  /** `runc update --resources -`: resources as OCI LinuxResources JSON on stdin. */
+  update(id: string, resourcesJson: string): Promise<RunResult> {
+    return this.run(['update', '--resources', '-', id], 'OCI runtime update failed', { input: resourcesJson });
+  }
+}
+
+async function fileSize(path: string): Promise<number> {
+  try { return (await fsp.stat(path)).size; } catch { return 0; }
+}
+
+/** The last `"level":"error"` message runc wrote to its JSON log after `offset`. */
+export async function lastLoggedError(logPath: string, offset = 0): Promise<string> {
+  let text: string;
+  try {
+    const fh = await fsp.open(logPath, 'r');
+    try {
+      const { size } = await fh.stat();
+      const buf = Buffer.alloc(Math.max(0, size - offset));
+      await fh.read(buf, 0, buf.length, offset);
+      text = buf.toString('utf8');
+    } finally { await fh.close(); }
+  } catch { return ''; }
+  let msg = '';
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string };
+      if (entry.level === 'error' && entry.msg) msg = entry.msg.trim();
+    } catch { /* not JSON: ignore */ }
+  }
+  return msg;
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return os.constants.signals[sig] ?? 0;
+}

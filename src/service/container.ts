@@ -1,0 +1,43 @@
+// One container as the shim holds it: its bundle, runc handle, rootfs mount, init process and
+// exec'd processes.
+import { NotFoundError } from '../errors';
+import type { ExecProcess } from '../process/exec-process';
+import type { InitProcess } from '../process/init-process';
+import type { ShimProcess } from '../process/shim-process';
+import type { Runc } from '../runc/runc';
+import type { RuntimeOptions } from './runtime-options';
+
+export class Container {
+  readonly execs = new Map<string, ExecProcess>();
+  /** Exec ids reserved by an Exec call in flight (so a duplicate id is refused at once). */
+  readonly reservedExecIds = new Set<string>();
+
+  constructor(
+    readonly id: string,
+    readonly bundle: string,
+    readonly namespace: string,
+    readonly runc: Runc,
+    readonly options: RuntimeOptions,
+    readonly init: InitProcess,
+    /** Whether the OCI spec has its own pid namespace (if not, init's exit kills the rest). */
+    readonly ownPidNamespace: boolean,
+    readonly rootfsMounted: boolean,
+  ) {}
+
+  process(execId: string): ShimProcess {
+    if (!execId) return this.init;
+    const p = this.execs.get(execId);
+    if (!p) throw new NotFoundError(`process ${execId} does not exist: not found`);
+    return p;
+  }
+
+  exec(execId: string): ExecProcess {
+    const p = this.execs.get(execId);
+    if (!p) throw new NotFoundError(`process ${execId} does not exist: not found`);
+    return p;
+  }
+
+  runningExecs(): ExecProcess[] {
+    return [...this.execs.values()].filter((e) => e.status === 'running' || e.status === 'paused');
+  }
+}

@@ -1,0 +1,284 @@
+// containerd's Task service, with the semantics of containerd-shim-runc-v2
+// (runtime/v2/runc/task/service.go): one shim daemon can hold several containers (grouping),
+// each with its init and exec'd processes. Events are published in the order containerd
+// documents: create, start, exec-added, exec-started, exit (execs before their init), delete.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type * as shim from '../../api/gen/containerd/task/v2/shim';
+import * as ev from '../../api/gen/containerd/events/task';
+import { ProcessDetails } from '../../api/gen/containerd/runc/v1/options';
+import type { Any } from '../../api/gen/google/protobuf/any';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../errors';
+import type { EventPublisher } from '../events/publisher';
+import { PipeIO } from '../io/pipe-io';
+import type { ProcessIO, StdioPaths } from '../io/process-io';
+import type { Logger } from '../log';
+import { ExecProcess } from '../process/exec-process';
+import { InitProcess, IO_DRAIN_TIMEOUT_MS } from '../process/init-process';
+import { statusNumber } from '../process/process-state';
+import type { Exit } from '../process/reaper';
+import type { ShimProcess } from '../process/shim-process';
+import { Runc } from '../runc/runc';
+import { mountAll, unmountAll } from '../sys/mounts';
+import { Container } from './container';
+import { decodeRuntimeOptions, type RuntimeOptions } from './runtime-options';
+import { toTimestamp } from './timestamps';
+
+
+export interface TaskServiceDeps {
+  namespace: string;
+  publisher: Pick<EventPublisher, 'publish'>;
+  log: Logger;
+  /** Called when Shutdown finds no container left: the daemon then exits. */
+  onShutdown: () => void;
+}
+
+function anyOf<T>(typeName: string, codec: { encode(m: T): { finish(): Uint8Array } }, msg: T): Any {
+  return { typeUrl: typeName, value: codec.encode(msg).finish() };
+}
+
+export class TaskService {
+  private readonly containers = new Map<string, Container>();
+  /** Ids with a Create in flight. */
+  private readonly creating = new Set<string>();
+  /** Per process: resolves once its start (and start event) has settled; exits wait for it. */
+  private readonly startGates = new WeakMap<ShimProcess, Promise<unknown>>();
+
+  constructor(private readonly deps: TaskServiceDeps) {}
+
+  get size(): number { return this.containers.size + this.creating.size; }
+
+  private get(id: string): Container {
+    const c = this.containers.get(id);
+    if (!c) throw new NotFoundError(`container ${id}: not found`);
+    return c;
+  }
+
+  private publish(topic: string, typeName: string, codec: { encode(m: never): { finish(): Uint8Array } }, msg: unknown): void {
+    this.deps.publisher.publish(topic, anyOf(typeName, codec as never, msg as never));
+  }
+
+  /** Creates the IO for a process (pipes; a terminal or log URI is handled by its own ProcessIO). */
+  protected createIO(stdio: StdioPaths, options: RuntimeOptions): ProcessIO | null {
+    if (stdio.terminal) throw new InvalidArgumentError('terminal is not supported yet');
+    if (!stdio.stdin && !stdio.stdout && !stdio.stderr) return null;
+    const owner = options.ioUid || options.ioGid ? { uid: options.ioUid, gid: options.ioGid } : undefined;
+    return PipeIO.create(stdio, owner);
+  }
+
+  async create(r: shim.CreateTaskRequest): Promise<shim.CreateTaskResponse> {
+    if (!r.id) throw new InvalidArgumentError('container id is required');
+    if (this.containers.has(r.id) || this.creating.has(r.id)) throw new AlreadyExistsError(`container ${r.id}: already exists`);
+    if (r.checkpoint) throw new InvalidArgumentError('restore from checkpoint is not supported yet');
+    this.creating.add(r.id);
+    const rootfs = path.join(r.bundle, 'rootfs');
+    let mounted = false;
+    let io: ProcessIO | null = null;
+    try {
+      const options = decodeRuntimeOptions(r.options);
+      // `delete -bundle` (when the daemon is gone) needs to know which runc and root to use.
+      await fsp.writeFile(path.join(r.bundle, 'options.json'), JSON.stringify(options));
+      const spec = JSON.parse(await fsp.readFile(path.join(r.bundle, 'config.json'), 'utf8')) as OciSpec;
+      if (r.rootfs.length > 0) {
+        await fsp.mkdir(rootfs, { recursive: true, mode: 0o711 });
+        mountAll(r.rootfs.map((m) => ({ type: m.type, source: m.source, options: m.options })), rootfs);
+        mounted = true;
+      }
+      const runc = new Runc({
+        binary: options.binaryName, root: path.join(options.root, this.deps.namespace),
+        logPath: path.join(r.bundle, 'log.json'), systemdCgroup: options.systemdCgroup,
+      });
+      const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };
+      const init = new InitProcess(r.id, r.bundle, stdio, runc, options);
+      io = this.createIO(stdio, options);
+      await init.create(io);
+      io?.start();
+      const ownPidNs = (spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path);
+      const container = new Container(r.id, r.bundle, this.deps.namespace, runc, options, init, ownPidNs, mounted);
+      init.onExited((exit) => void this.handleInitExit(container, exit));
+      this.containers.set(r.id, container);
+      this.publish('/tasks/create', 'containerd.events.TaskCreate', ev.TaskCreate, ev.TaskCreate.fromPartial({
+        containerId: r.id, bundle: r.bundle, rootfs: r.rootfs,
+        io: { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal },
+        checkpoint: r.checkpoint, pid: init.pid,
+      }));
+      return { pid: init.pid };
+    } catch (err) {
+      io?.close();
+      if (mounted) {
+        try { unmountAll(rootfs); } catch (e) { this.deps.log.warn(`unmount ${rootfs}: ${(e as Error).message}`); }
+      }
+      throw err;
+    } finally {
+      this.creating.delete(r.id);
+    }
+  }
+
+  async start(r: shim.StartRequest): Promise<shim.StartResponse> {
+    const c = this.get(r.id);
+    if (!r.execId) {
+      const gate = c.init.start();
+      this.startGates.set(c.init, gate.catch(() => undefined));
+      await gate;
+      this.publish('/tasks/start', 'containerd.events.TaskStart', ev.TaskStart, { containerId: c.id, pid: c.init.pid });
+      return { pid: c.init.pid };
+    }
+    if (c.init.status === 'stopped' || c.init.status === 'deleted') {
+      throw new FailedPreconditionError(`container ${c.id} init process is not running`);
+    }
+    const p = c.exec(r.execId);
+    const gate = p.start();
+    this.startGates.set(p, gate.catch(() => undefined));
+    await gate;
+    this.publish('/tasks/exec-started', 'containerd.events.TaskExecStarted', ev.TaskExecStarted, { containerId: c.id, execId: p.id, pid: p.pid });
+    return { pid: p.pid };
+  }
+
+  private async publishExit(c: Container, p: ShimProcess, exit: Exit): Promise<void> {
+    await this.startGates.get(p);
+    this.publish('/tasks/exit', 'containerd.events.TaskExit', ev.TaskExit, {
+      containerId: c.id, id: p.id, pid: p.pid, exitStatus: exit.status, exitedAt: toTimestamp(exit.exitedAt),
+    });
+  }
+
+  /** Init exited: execs' exits are published first, as the Go shim does. */
+  private async handleInitExit(c: Container, exit: Exit): Promise<void> {
+    if (!c.ownPidNamespace) {
+      // Without its own pid namespace nothing kills the init's children: do it, like runc-v2.
+      try { await c.runc.kill(c.id, 9, true); } catch { /* already gone */ }
+    }
+    await Promise.all(c.runningExecs().map((e) => e.wait()));
+    await this.publishExit(c, c.init, exit);
+  }
+
+  async delete(r: shim.DeleteRequest): Promise<shim.DeleteResponse> {
+    const c = this.get(r.id);
+    if (r.execId) {
+      const p = c.exec(r.execId);
+      await p.delete(IO_DRAIN_TIMEOUT_MS);
+      c.execs.delete(r.execId);
+      return { pid: p.pid, exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) };
+    }
+    const p = c.init;
+    await p.delete();
+    if (c.rootfsMounted) unmountAll(path.join(c.bundle, 'rootfs'));
+    this.containers.delete(c.id);
+    const res = { pid: p.pid, exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) };
+    this.publish('/tasks/delete', 'containerd.events.TaskDelete', ev.TaskDelete, { containerId: c.id, id: '', ...res });
+    return res;
+  }
+
+  async exec(r: shim.ExecProcessRequest): Promise<void> {
+    const c = this.get(r.id);
+    if (c.execs.has(r.execId) || c.reservedExecIds.has(r.execId)) throw new AlreadyExistsError(`id ${r.execId}: already exists`);
+    c.init.check('exec');
+    if (!r.spec) throw new InvalidArgumentError('exec process spec is required');
+    const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };
+    const p = new ExecProcess(r.execId, c.id, stdio, r.spec.value, c.runc, () => this.createIO(stdio, c.options));
+    p.onExited((exit) => void this.publishExit(c, p, exit));
+    c.execs.set(r.execId, p);
+    this.publish('/tasks/exec-added', 'containerd.events.TaskExecAdded', ev.TaskExecAdded, { containerId: c.id, execId: r.execId });
+  }
+
+  async state(r: shim.StateRequest): Promise<shim.StateResponse> {
+    const c = this.get(r.id);
+    const p = c.process(r.execId);
+    return {
+      id: p.id, bundle: c.bundle, pid: p.pid, status: statusNumber(p.status) as shim.StateResponse['status'],
+      stdin: p.stdio.stdin, stdout: p.stdio.stdout, stderr: p.stdio.stderr, terminal: p.stdio.terminal,
+      exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt), execId: r.execId,
+    };
+  }
+
+  async kill(r: shim.KillRequest): Promise<void> {
+    const c = this.get(r.id);
+    if (r.execId) await c.exec(r.execId).kill(r.signal);
+    else await c.init.kill(r.signal, r.all);
+  }
+
+  async wait(r: shim.WaitRequest): Promise<shim.WaitResponse> {
+    const p = this.get(r.id).process(r.execId);
+    await p.wait();
+    return { exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) };
+  }
+
+  async pids(r: shim.PidsRequest): Promise<shim.PidsResponse> {
+    const c = this.get(r.id);
+    const pids = await c.runc.ps(c.id);
+    const byPid = new Map([...c.execs.values()].map((e) => [e.pid, e.id]));
+    return {
+      processes: pids.map((pid) => {
+        const execId = byPid.get(pid);
+        return {
+          pid,
+          info: execId ? anyOf('containerd.runc.v1.ProcessDetails', ProcessDetails, { execId }) : undefined,
+        };
+      }),
+    };
+  }
+
+  async pause(r: shim.PauseRequest): Promise<void> {
+    const c = this.get(r.id);
+    await c.init.pause();
+    this.publish('/tasks/paused', 'containerd.events.TaskPaused', ev.TaskPaused, { containerId: c.id });
+  }
+
+  async resume(r: shim.ResumeRequest): Promise<void> {
+    const c = this.get(r.id);
+    await c.init.resume();
+    this.publish('/tasks/resumed', 'containerd.events.TaskResumed', ev.TaskResumed, { containerId: c.id });
+  }
+
+  async closeIO(r: shim.CloseIORequest): Promise<void> {
+    const p = this.get(r.id).process(r.execId);
+    if (r.stdin) p.io?.closeStdin();
+  }
+
+  async update(r: shim.UpdateTaskRequest): Promise<void> {
+    const c = this.get(r.id);
+    c.init.check('update');
+    if (!r.resources) throw new InvalidArgumentError('update: resources are required');
+    let json: string;
+    try {
+      json = Buffer.from(r.resources.value).toString('utf8');
+      JSON.parse(json);
+    } catch {
+      throw new InvalidArgumentError(`update: resources of type ${r.resources.typeUrl} are not OCI LinuxResources JSON`);
+    }
+    await c.runc.update(c.id, json);
+  }
+
+  async resizePty(r: shim.ResizePtyRequest): Promise<void> {
+    const p = this.get(r.id).process(r.execId);
+    p.check('resize');
+    if (!p.stdio.terminal) throw new FailedPreconditionError(`process ${p.id} has no terminal`);
+    throw new UnimplementedError('ResizePty: terminals are not supported yet');
+  }
+
+  async stats(r: shim.StatsRequest): Promise<shim.StatsResponse> {
+    this.get(r.id);
+    throw new UnimplementedError('Stats: not supported yet');
+  }
+
+  async checkpoint(r: shim.CheckpointTaskRequest): Promise<void> {
+    this.get(r.id);
+    throw new UnimplementedError('Checkpoint: not supported yet');
+  }
+
+  async connect(r: shim.ConnectRequest): Promise<shim.ConnectResponse> {
+    const c = this.containers.get(r.id);
+    return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: '' };
+  }
+
+  async shutdown(_r: shim.ShutdownRequest): Promise<void> {
+    if (this.size > 0) return;
+    this.deps.onShutdown();
+  }
+}
+
+interface OciSpec {
+  annotations?: Record<string, string>;
+  linux?: { namespaces?: { type: string; path?: string }[] };
+  process?: { terminal?: boolean };
+}
+

@@ -1,0 +1,85 @@
+// Mounting the rootfs containerd hands over in Create (`containerd.types.Mount` list) at
+// `<bundle>/rootfs`, and unmounting it again. Option parsing follows containerd's
+// mount_linux.go: known words become MS_* flags, propagation words are applied in a second
+// mount call, everything else is filesystem data (e.g. overlay's lowerdir=...).
+import * as fs from 'node:fs';
+import { MNT_DETACH, MS, mount, umount2 } from './native';
+
+export interface MountSpec { type: string; source: string; target?: string; options: string[] }
+
+interface ParsedOptions { flags: number; propagation: number; data: string }
+
+export function parseMountOptions(options: string[]): ParsedOptions {
+  const set: Record<string, number> = {
+    bind: MS.BIND, rbind: MS.BIND | MS.REC, ro: MS.RDONLY, nosuid: MS.NOSUID, nodev: MS.NODEV,
+    noexec: MS.NOEXEC, sync: MS.SYNCHRONOUS, dirsync: MS.DIRSYNC, remount: MS.REMOUNT,
+    noatime: MS.NOATIME, nodiratime: MS.NODIRATIME, relatime: MS.RELATIME, strictatime: MS.STRICTATIME,
+  };
+  const clear: Record<string, number> = {
+    rw: MS.RDONLY, suid: MS.NOSUID, dev: MS.NODEV, exec: MS.NOEXEC, async: MS.SYNCHRONOUS,
+    atime: MS.NOATIME, diratime: MS.NODIRATIME, norelatime: MS.RELATIME, nostrictatime: MS.STRICTATIME,
+  };
+  const propagation: Record<string, number> = {
+    private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC,
+    slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC,
+  };
+  let flags = 0;
+  let prop = 0;
+  const data: string[] = [];
+  for (const o of options) {
+    if (o === 'defaults') continue;
+    if (o in set) flags |= set[o];
+    else if (o in clear) flags &= ~clear[o];
+    else if (o in propagation) prop |= propagation[o];
+    else data.push(o);
+  }
+  return { flags, propagation: prop, data: data.join(',') };
+}
+
+/** Mounts `m` on `target` (which must exist). */
+export function mountOne(m: MountSpec, target: string): void {
+  const { flags, propagation, data } = parseMountOptions(m.options);
+  mount(m.source, target, m.type, flags, data);
+  // A read-only bind mount needs a remount: the kernel ignores MS_RDONLY on the first bind.
+  if (flags & MS.BIND && flags & MS.RDONLY) {
+    mount('', target, '', flags | MS.REMOUNT, '');
+  }
+  if (propagation) mount('', target, '', propagation, '');
+}
+
+/** Mounts every rootfs mount in order on `target`. On failure, unmounts what was mounted. */
+export function mountAll(mounts: MountSpec[], target: string): void {
+  let done = 0;
+  try {
+    for (const m of mounts) {
+      mountOne(m, target);
+      done++;
+    }
+  } catch (err) {
+    for (let i = 0; i < done; i++) unmountAll(target);
+    throw err;
+  }
+}
+
+/** Unmounts everything stacked on `target`, lazily; a missing or unmounted path is fine. */
+export function unmountAll(target: string): void {
+  for (let i = 0; i < 64; i++) {
+    try {
+      umount2(target, MNT_DETACH);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL' || code === 'ENOENT') return;
+      throw err;
+    }
+  }
+}
+
+/** Whether anything is mounted at or below `dir` (from /proc/self/mountinfo). */
+export function hasMountsUnder(dir: string): boolean {
+  const prefix = dir.endsWith('/') ? dir : dir + '/';
+  const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((line) => {
+    const mp = line.split(' ')[4];
+    return mp !== undefined && (mp === dir || mp.startsWith(prefix));
+  });
+}
