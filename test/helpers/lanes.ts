@@ -121,3 +121,20 @@ export function explain(c: Containerd, r: CtrResult): string {
 export function expectExit(c: Containerd, r: CtrResult, code: number): void {
   if (r.code !== code) throw new Error(`expected ctr to exit ${code}\n${explain(c, r)}`);
 }
+
+/**
+ * `echo INPUT | ctr run --rm ... args`, made deterministic. ctr closes the task's stdin
+ * (Task.CloseIO) when its own stdin hits EOF — but only if the task already exists: an EOF
+ * read before NewTask returned is dropped and the container never sees EOF (`cat` then hangs
+ * forever, with the Go shim too). So the input is written at once and stdin ends only after
+ * the task is listed.
+ */
+export async function ctrRunWithStdin(c: Containerd, lane: Lane, id: string, args: string[], input: string | Buffer): Promise<CtrResult> {
+  const child = c.spawnCtr(['run', '--rm', '--runtime', lane.runtime, c.image!.name, id, ...args], 'pipe');
+  const done = collect(child, { timeoutMs: 60000 });
+  child.stdin!.on('error', () => undefined);
+  child.stdin!.write(input);
+  await waitFor(async () => (await taskRow(c, id))?.status === 'RUNNING' || child.exitCode !== null, 15000, 50);
+  child.stdin!.end();
+  return done;
+}
