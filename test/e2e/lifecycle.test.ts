@@ -1,8 +1,11 @@
 // Issue 2, points 1 and 2: a container's whole lifecycle driven by ctr, with exact exit codes.
-import { exists, isRunning, waitFor } from '../helpers/procfs';
+import * as path from 'node:path';
+import { exists, isRunning, mountsUnder, waitFor } from '../helpers/procfs';
 import {
-  ctrRun, ctrRunBackground, ctrRunDetached, expectExit, lanes, taskRow, uniqueId, useContainerd, waitForStatus,
+  ctrRun, ctrRunBackground, ctrRunDetached, expectExit, lanes, leftovers, shimFootprint, taskRow, uniqueId, useContainerd,
+  waitForStatus,
 } from '../helpers/lanes';
+import * as fs from 'node:fs';
 
 jest.setTimeout(120000); // a project-level testTimeout is not honoured by jest 30
 
@@ -135,4 +138,35 @@ describe.each(lanes())('lifecycle [$name]', (lane) => {
     expect(await taskRow(c, id)).toBeUndefined();
     expectExit(c, await c.ctr(['container', 'rm', id]), 0);
   });
+
+  // Issue 2, point 5: after its last task is deleted the shim daemon exits and leaves nothing.
+  test(`after task rm the shim exits: no daemon, zombie, container process, mount, socket or bundle [${lane.name}]`, async () => {
+    const c = containerd();
+    const id = uniqueId('clean');
+    expectExit(c, await ctrRunDetached(c, lane, id, ['sleep', '1000']), 0);
+    const f = await shimFootprint(c, id);
+    expect(f.socket).toBeDefined();
+    expect(fs.statSync(f.socket!).isSocket()).toBe(true);
+    // Point 12: a filesystem socket, 0600, in a directory only root can enter.
+    expect(fs.statSync(f.socket!).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.dirname(f.socket!)).mode & 0o077).toBe(0);
+    // The rootfs is mounted at <bundle>/rootfs while the task exists.
+    expect(mountsUnder(f.bundle).length).toBeGreaterThan(0);
+    expectExit(c, await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]), 0);
+    await waitForStatus(c, id, 'STOPPED');
+    // The daemon serves until the task is deleted.
+    expect(isRunning(f.shimPid)).toBe(true);
+    expectExit(c, await c.ctr(['task', 'rm', id]), 0);
+    expect(await leftovers(f)).toEqual([]);
+    expectExit(c, await c.ctr(['container', 'rm', id]), 0);
+  });
+
+  test(`ctr run --rm leaves no shim daemon or bundle behind [${lane.name}]`, async () => {
+    const c = containerd();
+    const id = uniqueId('clean-rm');
+    expectExit(c, await ctrRun(c, lane, id, ['true']), 0);
+    expect(await waitFor(() => c.shimDaemons(id).length === 0, 10000)).toBe(true);
+    expect(fs.existsSync(c.bundleDir(id))).toBe(false);
+  });
 });
+

@@ -6,7 +6,8 @@
 //   FERRY_E2E_CONTAINERD comma list of containerd versions to run (default 1.7,2.1)
 import { ChildProcess } from 'node:child_process';
 import { collect, Containerd, CtrResult, startContainerd } from './containerd';
-import { waitFor } from './procfs';
+import * as fs from 'node:fs';
+import { mountsUnder, readProc, waitFor } from './procfs';
 
 export interface Lane {
   containerd: '1.7' | '2.1';
@@ -137,4 +138,41 @@ export async function ctrRunWithStdin(c: Containerd, lane: Lane, id: string, arg
   await waitFor(async () => (await taskRow(c, id))?.status === 'RUNNING' || child.exitCode !== null, 15000, 50);
   child.stdin!.end();
   return done;
+}
+
+/** What a running task's shim looks like from outside, captured so its cleanup can be checked. */
+export interface ShimFootprint {
+  id: string;
+  shimPid: number;
+  containerPid: number;
+  socket: string | undefined;
+  bundle: string;
+}
+
+/** Captures the shim daemon, socket and bundle of a RUNNING task (exactly one shim daemon). */
+export async function shimFootprint(c: Containerd, id: string): Promise<ShimFootprint> {
+  const row = await waitForStatus(c, id, 'RUNNING');
+  const shims = c.shimDaemons(id);
+  if (shims.length !== 1) throw new Error(`expected one shim daemon for ${id}, found ${JSON.stringify(shims)}`);
+  return { id, shimPid: shims[0]!.pid, containerPid: row.pid, socket: c.shimSocketPath(id), bundle: c.bundleDir(id) };
+}
+
+/**
+ * Everything a shim may leave behind, as a list of readable problems (empty = clean):
+ * its daemon (running or zombie), the container's process, mounts under the bundle, the
+ * socket file, the bundle directory. Waits up to timeoutMs for them to go.
+ */
+export async function leftovers(f: ShimFootprint, timeoutMs = 10000): Promise<string[]> {
+  const check = (): string[] => {
+    const problems: string[] = [];
+    const shim = readProc(f.shimPid);
+    if (shim) problems.push(`shim daemon ${f.shimPid} still exists (state ${shim.state}): ${shim.argv.join(' ')}`);
+    const ctr = readProc(f.containerPid);
+    if (ctr) problems.push(`container process ${f.containerPid} still exists (state ${ctr.state})`);
+    for (const m of mountsUnder(f.bundle)) problems.push(`mount left under the bundle: ${m.mountPoint} (${m.fsType})`);
+    if (f.socket && fs.existsSync(f.socket)) problems.push(`shim socket left: ${f.socket}`);
+    if (fs.existsSync(f.bundle)) problems.push(`bundle dir left: ${f.bundle} (${fs.readdirSync(f.bundle).join(' ')})`);
+    return problems;
+  };
+  return (await waitFor(() => (check().length === 0 ? [] : undefined), timeoutMs, 100)) ?? check();
 }
