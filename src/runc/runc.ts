@@ -36,6 +36,40 @@ export interface ExecOptions {
   stdio?: StdioOptions;
 }
 
+/** `runc checkpoint` flags (go-runc's CheckpointOpts, the ones the shim uses). */
+export interface CheckpointOptions {
+  imagePath: string;
+  workPath: string;
+  parentPath?: string;
+  /** Keep the container running after the dump (`--leave-running`); false = exit. */
+  leaveRunning: boolean;
+  tcpEstablished?: boolean;
+  extUnixSk?: boolean;
+  shellJob?: boolean;
+  fileLocks?: boolean;
+  emptyNamespaces?: string[];
+  manageCgroupsMode?: string;
+}
+
+/**
+ * `runc restore --detach` flags; the restored init is reaped by us (`--no-subreaper`).
+ * runc restore has no --parent-path: CRIU finds a parent image through a `parent` link in
+ * the image directory.
+ */
+export interface RestoreOptions {
+  imagePath: string;
+  workPath: string;
+  pidFile: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  tcpEstablished?: boolean;
+  extUnixSk?: boolean;
+  shellJob?: boolean;
+  fileLocks?: boolean;
+  manageCgroupsMode?: string;
+  stdio?: StdioOptions;
+}
+
 export interface RunResult { stdout: string; stderr: string }
 
 export class Runc {
@@ -125,10 +159,38 @@ export class Runc {
     return pids ?? [];
   }
 
+  checkpoint(id: string, o: CheckpointOptions): Promise<RunResult> {
+    const args = ['checkpoint', ...criuArgs(o)];
+    if (o.parentPath) args.push('--parent-path', o.parentPath);
+    if (o.leaveRunning) args.push('--leave-running');
+    for (const ns of o.emptyNamespaces ?? []) args.push('--empty-ns', ns);
+    args.push(id);
+    return this.run(args, 'runc checkpoint failed');
+  }
+
+  restore(id: string, bundle: string, o: RestoreOptions): Promise<RunResult> {
+    const args = ['restore', ...criuArgs(o), '--detach', '--pid-file', o.pidFile, '--no-subreaper'];
+    if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
+    if (o.noPivot) args.push('--no-pivot');
+    args.push('--bundle', bundle, id);
+    return this.run(args, 'OCI runtime restore failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+  }
+
   /** `runc update --resources -`: resources as OCI LinuxResources JSON on stdin. */
   update(id: string, resourcesJson: string): Promise<RunResult> {
     return this.run(['update', '--resources', '-', id], 'OCI runtime update failed', { input: resourcesJson });
   }
+}
+
+/** The CRIU flags checkpoint and restore share, in go-runc's order. */
+function criuArgs(o: CheckpointOptions | RestoreOptions): string[] {
+  const a = ['--image-path', o.imagePath, '--work-path', o.workPath];
+  if (o.tcpEstablished) a.push('--tcp-established');
+  if (o.extUnixSk) a.push('--ext-unix-sk');
+  if (o.shellJob) a.push('--shell-job');
+  if (o.fileLocks) a.push('--file-locks');
+  if (o.manageCgroupsMode) a.push('--manage-cgroups-mode', o.manageCgroupsMode);
+  return a;
 }
 
 async function fileSize(path: string): Promise<number> {

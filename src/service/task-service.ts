@@ -21,6 +21,10 @@ import type { ShimProcess } from '../process/shim-process';
 import { Runc } from '../runc/runc';
 import { mountAll, unmountAll } from '../sys/mounts';
 import { Container } from './container';
+import { checkpointContainer, decodeCheckpointOptions } from '../checkpoint/checkpoint';
+import { prepareRestore, type RestorePlan } from '../checkpoint/restore';
+import { RestoredInitProcess } from '../checkpoint/restored-init';
+import { removeStagingDir } from '../checkpoint/archive-staging';
 import { decodeRuntimeOptions, type RuntimeOptions } from './runtime-options';
 import { toTimestamp } from './timestamps';
 
@@ -69,15 +73,19 @@ export class TaskService {
   async create(r: shim.CreateTaskRequest): Promise<shim.CreateTaskResponse> {
     if (!r.id) throw new InvalidArgumentError('container id is required');
     if (this.containers.has(r.id) || this.creating.has(r.id)) throw new AlreadyExistsError(`container ${r.id}: already exists`);
-    if (r.checkpoint) throw new InvalidArgumentError('restore from checkpoint is not supported yet');
     this.creating.add(r.id);
     const rootfs = path.join(r.bundle, 'rootfs');
     let mounted = false;
     let io: ProcessIO | null = null;
+    let restore: RestorePlan | undefined;
     try {
       const options = decodeRuntimeOptions(r.options);
       // `delete -bundle` (when the daemon is gone) needs to know which runc and root to use.
       await fsp.writeFile(path.join(r.bundle, 'options.json'), JSON.stringify(options));
+      // A restore is checked (CRIU, checkpoint content, pod/namespaces) before anything is mounted.
+      if (r.checkpoint || options.criuImagePath) {
+        restore = await prepareRestore({ bundle: r.bundle, checkpoint: r.checkpoint, parentCheckpoint: r.parentCheckpoint, options, log: this.deps.log });
+      }
       const spec = JSON.parse(await fsp.readFile(path.join(r.bundle, 'config.json'), 'utf8')) as OciSpec;
       if (r.rootfs.length > 0) {
         await fsp.mkdir(rootfs, { recursive: true, mode: 0o711 });
@@ -87,9 +95,12 @@ export class TaskService {
       const runc = new Runc({
         binary: options.binaryName, root: path.join(options.root, this.deps.namespace),
         logPath: path.join(r.bundle, 'log.json'), systemdCgroup: options.systemdCgroup,
+        criuPath: options.criuPath || undefined,
       });
       const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };
-      const init = new InitProcess(r.id, r.bundle, stdio, runc, options);
+      const init = restore
+        ? new RestoredInitProcess(r.id, r.bundle, stdio, runc, options, restore)
+        : new InitProcess(r.id, r.bundle, stdio, runc, options);
       io = this.createIO(stdio, options);
       await init.create(io);
       io?.start();
@@ -105,6 +116,7 @@ export class TaskService {
       return { pid: init.pid };
     } catch (err) {
       io?.close();
+      if (restore?.staged) await removeStagingDir(r.bundle);
       if (mounted) {
         try { unmountAll(rootfs); } catch (e) { this.deps.log.warn(`unmount ${rootfs}: ${(e as Error).message}`); }
       }
@@ -261,8 +273,13 @@ export class TaskService {
   }
 
   async checkpoint(r: shim.CheckpointTaskRequest): Promise<void> {
-    this.get(r.id);
-    throw new UnimplementedError('Checkpoint: not supported yet');
+    const c = this.get(r.id);
+    c.init.check('checkpoint');
+    await checkpointContainer({
+      id: c.id, bundle: c.bundle, runc: c.runc, path: r.path, options: decodeCheckpointOptions(r.options),
+      criuPath: c.options.criuPath, criuWorkPath: c.options.criuWorkPath,
+    });
+    this.publish('/tasks/checkpointed', 'containerd.events.TaskCheckpointed', ev.TaskCheckpointed, { containerId: c.id, checkpoint: r.path });
   }
 
   async connect(r: shim.ConnectRequest): Promise<shim.ConnectResponse> {

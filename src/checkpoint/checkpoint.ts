@@ -1,0 +1,105 @@
+// Task.Checkpoint: `runc checkpoint` of a container's init into the directory containerd gives
+// (which containerd then tars into its content store), as containerd-shim-runc-v2 does
+// (pkg/process/init.go checkpoint). CRIU's logs stay in a work dir of ours, and a failure
+// names the dump log and quotes its first error line.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { CheckpointOptions as RuncV1CheckpointOptions } from '../../api/gen/containerd/runc/v1/options';
+import { CheckpointOptions as LinuxRuncCheckpointOptions } from '../../api/gen/containerd/linux/runc/runc';
+import type { Any } from '../../api/gen/google/protobuf/any';
+import { InvalidArgumentError } from '../errors';
+import type { Runc } from '../runc/runc';
+import { RuntimeError } from '../runc/runtime-error';
+import { typeName } from '../service/runtime-options';
+import { ensureCriu } from './criu';
+
+/** The checkpoint options of both option families, in one shape. */
+export interface CheckpointConfig {
+  exit: boolean;
+  openTcp: boolean;
+  externalUnixSockets: boolean;
+  terminal: boolean;
+  fileLocks: boolean;
+  emptyNamespaces: string[];
+  cgroupsMode: string;
+  imagePath: string;
+  workPath: string;
+}
+
+/**
+ * Decodes CheckpointTaskRequest.options. containerd's Go client sends
+ * containerd.runc.v1.CheckpointOptions for runc's runtime names and
+ * containerd.linux.runc.CheckpointOptions for others (ferry's); the two number image_path and
+ * work_path differently, so the type name decides. Generated codecs read fields by number.
+ */
+export function decodeCheckpointOptions(any: Any | undefined): CheckpointConfig {
+  const empty: CheckpointConfig = {
+    exit: false, openTcp: false, externalUnixSockets: false, terminal: false, fileLocks: false,
+    emptyNamespaces: [], cgroupsMode: '', imagePath: '', workPath: '',
+  };
+  if (!any || (!any.typeUrl && any.value.length === 0)) return empty;
+  switch (typeName(any)) {
+    case 'containerd.runc.v1.CheckpointOptions': return { ...empty, ...RuncV1CheckpointOptions.decode(any.value) };
+    case 'containerd.linux.runc.CheckpointOptions': return { ...empty, ...LinuxRuncCheckpointOptions.decode(any.value) };
+    default:
+      throw new InvalidArgumentError(`unsupported checkpoint options type ${JSON.stringify(any.typeUrl)}`);
+  }
+}
+
+export const CRIU_MANAGE_CGROUPS_MODES = ['soft', 'full', 'strict'];
+
+export interface CheckpointParams {
+  id: string;
+  bundle: string;
+  runc: Runc;
+  /** CheckpointTaskRequest.path: the directory containerd created for the image. */
+  path: string;
+  options: CheckpointConfig;
+  /** Options.criu_path of the container (empty: `criu` from PATH). */
+  criuPath: string;
+  /** Options.criu_work_path of the container (empty: <bundle>/criu-work). */
+  criuWorkPath: string;
+}
+
+/** Our CRIU work dir: the checkpoint's work_path, else the container's criu_work_path, else <bundle>/criu-work. */
+export function criuWorkDir(bundle: string, ...preferred: string[]): string {
+  return preferred.find((p) => p !== '') ?? path.join(bundle, 'criu-work');
+}
+
+/**
+ * The first line of a CRIU log that reports an error. CRIU prefixes them `Error (file:line):`;
+ * a log without one yields its last non-empty line (usually the reason the dump stopped).
+ */
+export async function firstCriuError(logPath: string): Promise<string | undefined> {
+  let text: string;
+  try { text = await fsp.readFile(logPath, 'utf8'); } catch { return undefined; }
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.find((l) => /\bError\b/.test(l)) ?? lines[lines.length - 1];
+}
+
+/** Runs the checkpoint. With options.exit the container is gone afterwards (its exit is reaped as usual). */
+export async function checkpointContainer(p: CheckpointParams): Promise<void> {
+  const o = p.options;
+  if (o.cgroupsMode && !CRIU_MANAGE_CGROUPS_MODES.includes(o.cgroupsMode)) {
+    throw new InvalidArgumentError(`checkpoint: cgroups_mode ${JSON.stringify(o.cgroupsMode)} is not one of ${CRIU_MANAGE_CGROUPS_MODES.join(', ')}`);
+  }
+  await ensureCriu(p.criuPath);
+  // image_path (runc's CheckpointOptions) is where the user wants the image; containerd only
+  // honours it itself for runc's runtime names, so ferry does the same for its own.
+  const imagePath = o.imagePath || p.path;
+  const workPath = criuWorkDir(p.bundle, o.workPath, p.criuWorkPath);
+  await fsp.mkdir(imagePath, { recursive: true, mode: 0o700 });
+  await fsp.mkdir(workPath, { recursive: true, mode: 0o700 });
+  try {
+    await p.runc.checkpoint(p.id, {
+      imagePath, workPath, leaveRunning: !o.exit,
+      tcpEstablished: o.openTcp, extUnixSk: o.externalUnixSockets, shellJob: o.terminal, fileLocks: o.fileLocks,
+      emptyNamespaces: o.emptyNamespaces, manageCgroupsMode: o.cgroupsMode,
+    });
+  } catch (err) {
+    const dumpLog = path.join(workPath, 'dump.log');
+    const runcLine = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    const criuLine = await firstCriuError(dumpLog);
+    throw new RuntimeError(`${runcLine}; CRIU log ${dumpLog}${criuLine ? `: ${criuLine}` : ' (missing)'}`);
+  }
+}

@@ -1,0 +1,91 @@
+// Is CRIU there, and new enough? Checked before a checkpoint or a restore touches anything, so
+// the user gets "criu was not found (looked in …)" instead of runc's later, vaguer failure, and
+// a refused restore leaves nothing half-created.
+import { execFile } from 'node:child_process';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { FailedPreconditionError } from '../errors';
+import { reaper } from '../process/reaper';
+
+/**
+ * The oldest CRIU ferry accepts: runc 1.1 itself refuses anything older than 3.0.0 for
+ * checkpoint/restore (libcontainer's checkCriuVersion), and an older CRIU would fail later
+ * with a less helpful message.
+ */
+export const MIN_CRIU_VERSION = '3.0.0';
+
+export interface CriuInfo {
+  /** Absolute path of the binary that will be used. */
+  path: string;
+  /** Version as `criu --version` prints it (e.g. "4.1.1"). */
+  version: string;
+}
+
+async function isExecutableFile(p: string): Promise<boolean> {
+  try {
+    const st = await fsp.stat(p);
+    if (!st.isFile()) return false;
+    await fsp.access(p, fsc.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds CRIU: `criuPath` (Options.criu_path) when set, else `criu` in the PATH directories.
+ * The error says where it looked.
+ */
+export async function findCriu(criuPath: string, envPath: string = process.env.PATH ?? ''): Promise<string> {
+  if (criuPath) {
+    if (await isExecutableFile(criuPath)) return criuPath;
+    throw new FailedPreconditionError(`criu was not found: options.criu_path ${JSON.stringify(criuPath)} is not an executable file`);
+  }
+  const dirs = envPath.split(':').filter((d) => d !== '');
+  for (const dir of dirs) {
+    const p = path.join(dir, 'criu');
+    if (path.isAbsolute(p) && await isExecutableFile(p)) return p;
+  }
+  throw new FailedPreconditionError(`criu was not found in PATH (looked in: ${dirs.length ? dirs.join(', ') : '(empty PATH)'})`);
+}
+
+/** "Version: 4.1.1" (or "Version: 3.17") from `criu --version` output. */
+export function parseCriuVersion(output: string): string | undefined {
+  const m = /^Version:\s*(\d+)\.(\d+)(?:\.(\d+))?/m.exec(output);
+  if (!m) return undefined;
+  return `${m[1]}.${m[2]}.${m[3] ?? '0'}`;
+}
+
+/** Compares dotted numeric versions: <0, 0, >0. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Runs `criu --version` (registered with the reaper like every child we spawn). */
+export function criuVersionOutput(binary: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(binary, ['--version'], { timeout: 10000 }, (err, stdout, stderr) => {
+      if (err) reject(new FailedPreconditionError(`criu at ${binary} did not report its version: ${(stderr || err.message).trim()}`));
+      else resolve(stdout);
+    });
+    reaper.trackLibuvChild(child);
+  });
+}
+
+/** Finds CRIU and checks its version against MIN_CRIU_VERSION. */
+export async function ensureCriu(criuPath: string, envPath?: string): Promise<CriuInfo> {
+  const binary = await findCriu(criuPath, envPath);
+  const out = await criuVersionOutput(binary);
+  const version = parseCriuVersion(out);
+  if (!version) throw new FailedPreconditionError(`criu at ${binary} printed no version: ${JSON.stringify(out.trim().slice(0, 200))}`);
+  if (compareVersions(version, MIN_CRIU_VERSION) < 0) {
+    throw new FailedPreconditionError(`criu at ${binary} is version ${version}; ferry needs ${MIN_CRIU_VERSION} or newer`);
+  }
+  return { path: binary, version };
+}

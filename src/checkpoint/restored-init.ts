@@ -1,0 +1,63 @@
+// The init process of a container created from a checkpoint. Like the Go shim's
+// createdCheckpointState: Create records the restore (no runc call, pid 0), Start runs
+// `runc restore --detach --no-subreaper` with the container's IO and claims the restored pid
+// from our reaper. The staging directory is removed after the restore, success or failure.
+import { promises as fsp } from 'node:fs';
+import type { ProcessIO, StdioPaths } from '../io/process-io';
+import { InitProcess, type InitOptions } from '../process/init-process';
+import { readPidFile } from '../process/pid-file';
+import type { Runc } from '../runc/runc';
+import { removeStagingDir } from './archive-staging';
+import type { RestorePlan } from './restore';
+
+export class RestoredInitProcess extends InitProcess {
+  constructor(
+    id: string,
+    bundle: string,
+    stdio: StdioPaths,
+    private readonly restoreRunc: Runc,
+    private readonly restoreOptions: InitOptions,
+    readonly plan: RestorePlan,
+  ) {
+    super(id, bundle, stdio, restoreRunc, restoreOptions);
+  }
+
+  /** Records the restore; nothing runs until Start. */
+  override async create(io: ProcessIO | null): Promise<void> {
+    this.io = io;
+  }
+
+  override async start(consoleSocket?: string): Promise<void> {
+    this.check('start');
+    const since = new Date();
+    try {
+      await fsp.mkdir(this.plan.workPath, { recursive: true, mode: 0o700 });
+      await fsp.rm(this.pidFile, { force: true });
+      try {
+        await this.restoreRunc.restore(this.id, this.bundle, {
+          imagePath: this.plan.imagePath,
+          workPath: this.plan.workPath,
+          pidFile: this.pidFile,
+          consoleSocket,
+          noPivot: this.restoreOptions.noPivotRoot,
+          stdio: this.io?.childStdio(),
+        });
+      } finally {
+        this.io?.closeChildEnds();
+      }
+      this.pid = await readPidFile(this.pidFile);
+      this.claimExit(since);
+      if (this.status === 'created') this.status = 'running';
+    } finally {
+      if (this.plan.staged) await removeStagingDir(this.bundle);
+    }
+  }
+
+  override async delete(): Promise<void> {
+    try {
+      await super.delete();
+    } finally {
+      if (this.plan.staged) await removeStagingDir(this.bundle);
+    }
+  }
+}
