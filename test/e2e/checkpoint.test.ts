@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Containerd } from '../helpers/containerd';
 import { startContainerd } from '../helpers/containerd';
-import { waitFor } from '../helpers/procfs';
+import { isRunning, waitFor } from '../helpers/procfs';
+import { runcCheckpointOptions, TasksClient } from '../helpers/containerd-api';
 import { ctrRunDetached, expectExit, lanes, taskRow, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
 
 jest.setTimeout(180000);
@@ -116,6 +117,34 @@ describe.each(lanes())('checkpoint/restore [$name]', (lane: Lane) => {
       await waitCountAtLeast(c, id, before + 3);
       await c.ctr(['image', 'rm', '--sync', ref]);
     } finally {
+      await killAndRemove(c, id);
+    }
+  });
+
+  test(`Tasks.Checkpoint with CheckpointOptions{exit: true} ends the task [${lane.name}]`, async () => {
+    const c = containerd();
+    const id = uniqueId('exit');
+    expectExit(c, await ctrRunDetached(c, lane, id, COUNTER), 0);
+    const row = await waitForStatus(c, id, 'RUNNING');
+    await waitCountAtLeast(c, id, 3);
+    const events = await c.events();
+    const api = new TasksClient(c.address, c.namespace);
+    try {
+      const res = await api.checkpoint({ containerId: id, options: runcCheckpointOptions({ exit: true }) });
+      const tar = res.descriptors.find((d) => d.mediaType === 'application/vnd.containerd.container.criu.checkpoint.criu.tar');
+      expect(tar).toBeDefined();
+      expect(tar!.size).toBeGreaterThan(1024);
+      await waitForStatus(c, id, 'STOPPED');
+      expect(isRunning(row.pid)).toBe(false);
+      const exit = await events.waitFor((e) => e.topic === '/tasks/exit' && e.event.container_id === id, 10000);
+      expect(exit.event.pid).toBe(row.pid);
+      if (!lane.runtime.startsWith('io.containerd.runc')) {
+        const ck = events.events.find((e) => e.topic === '/tasks/checkpointed' && e.event.container_id === id);
+        expect(ck).toBeDefined();
+      }
+    } finally {
+      api.close();
+      await events.stop();
       await killAndRemove(c, id);
     }
   });
