@@ -11,6 +11,8 @@ import type { Any } from '../../api/gen/google/protobuf/any';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../errors';
 import type { EventPublisher } from '../events/publisher';
 import { PipeIO } from '../io/pipe-io';
+import { BinaryIO } from '../io/binary-io';
+import { createLogUriIO } from '../io/log-uri';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import type { Logger } from '../log';
 import { ExecProcess } from '../process/exec-process';
@@ -63,8 +65,12 @@ export class TaskService {
   }
 
   /** Creates the IO for a process (pipes; a terminal or log URI is handled by its own ProcessIO). */
-  protected createIO(stdio: StdioPaths, options: RuntimeOptions): ProcessIO | null {
+  protected createIO(stdio: StdioPaths, options: RuntimeOptions, containerId = ''): ProcessIO | null {
     if (stdio.terminal) throw new InvalidArgumentError('terminal is not supported yet');
+    const logIO = stdio.terminal ? null : createLogUriIO(stdio.stdout, {
+      containerId, namespace: this.deps.namespace, owner: options.ioUid || options.ioGid ? { uid: options.ioUid, gid: options.ioGid } : undefined,
+    });
+    if (logIO) return logIO;
     if (!stdio.stdin && !stdio.stdout && !stdio.stderr) return null;
     const owner = options.ioUid || options.ioGid ? { uid: options.ioUid, gid: options.ioGid } : undefined;
     return PipeIO.create(stdio, owner);
@@ -101,7 +107,8 @@ export class TaskService {
       const init = restore
         ? new RestoredInitProcess(r.id, r.bundle, stdio, runc, options, restore)
         : new InitProcess(r.id, r.bundle, stdio, runc, options);
-      io = this.createIO(stdio, options);
+      io = this.createIO(stdio, options, r.id);
+      if (io instanceof BinaryIO) await io.ready; // the logger must be ready before the container writes
       await init.create(io);
       io?.start();
       const ownPidNs = (spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path);
@@ -168,11 +175,13 @@ export class TaskService {
     if (r.execId) {
       const p = c.exec(r.execId);
       await p.delete(IO_DRAIN_TIMEOUT_MS);
+      if (p.io instanceof BinaryIO) await p.io.terminate();
       c.execs.delete(r.execId);
       return { pid: p.pid, exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) };
     }
     const p = c.init;
     await p.delete();
+    if (p.io instanceof BinaryIO) await p.io.terminate(); // as the Go shim, Delete waits for the logger
     if (c.rootfsMounted) unmountAll(path.join(c.bundle, 'rootfs'));
     this.containers.delete(c.id);
     const res = { pid: p.pid, exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) };
@@ -186,7 +195,7 @@ export class TaskService {
     c.init.check('exec');
     if (!r.spec) throw new InvalidArgumentError('exec process spec is required');
     const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };
-    const p = new ExecProcess(r.execId, c.id, stdio, r.spec.value, c.runc, () => this.createIO(stdio, c.options));
+    const p = new ExecProcess(r.execId, c.id, stdio, r.spec.value, c.runc, () => this.createIO(stdio, c.options, r.execId)); // the Go shim names an exec's logger by exec id
     p.onExited((exit) => void this.publishExit(c, p, exit));
     c.execs.set(r.execId, p);
     this.publish('/tasks/exec-added', 'containerd.events.TaskExecAdded', ev.TaskExecAdded, { containerId: c.id, execId: r.execId });
