@@ -3,13 +3,13 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { consoleOf } from '../io/console-io';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import type { Runc } from '../runc/runc';
 import { killError } from './init-process';
 import { readPidFile } from './pid-file';
 import { reaper, type Exit } from './reaper';
 import { ShimProcess } from './shim-process';
-import * as native from '../sys/native';
 
 export class ExecProcess extends ShimProcess {
   private onExit: ((exit: Exit) => void) | null = null;
@@ -27,7 +27,7 @@ export class ExecProcess extends ShimProcess {
 
   onExited(listener: (exit: Exit) => void): void { this.onExit = listener; }
 
-  async start(consoleSocket?: { path: string; receive: () => Promise<void> }): Promise<void> {
+  async start(): Promise<void> {
     this.check('start');
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ferry-exec-'));
     const specPath = path.join(dir, 'process.json');
@@ -35,19 +35,20 @@ export class ExecProcess extends ShimProcess {
     try {
       await fsp.writeFile(specPath, this.spec, { mode: 0o600 });
       this.io = this.makeIO();
+      const terminal = consoleOf(this.io);
       const since = new Date();
-      const receiving = consoleSocket?.receive();
       try {
         await this.runc.exec(this.containerId, {
           processSpecPath: specPath,
           pidFile,
-          consoleSocket: consoleSocket?.path,
+          consoleSocket: terminal?.socketPath,
           stdio: this.io?.childStdio(),
         });
       } finally {
         this.io?.closeChildEnds();
       }
-      await receiving;
+      // runc has sent the pty master by now; it waits in the socket's backlog.
+      await terminal?.receiveMaster();
       this.io?.start();
       this.pid = await readPidFile(pidFile);
       this.status = 'running';
@@ -70,11 +71,6 @@ export class ExecProcess extends ShimProcess {
     } catch (err) {
       throw killError(err);
     }
-  }
-
-  resize(rows: number, cols: number, ptyFd: number | null): void {
-    this.check('resize');
-    if (ptyFd !== null) native.setWinsize(ptyFd, rows, cols);
   }
 
   async delete(drainMs: number): Promise<void> {

@@ -2,6 +2,7 @@
 // our subreaper, deleted with `runc delete`. Mirrors pkg/process/init.go of the Go shim.
 import * as path from 'node:path';
 import { NotFoundError } from '../errors';
+import { consoleOf } from '../io/console-io';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import type { Runc } from '../runc/runc';
 import { RuntimeError } from '../runc/runtime-error';
@@ -38,11 +39,12 @@ export class InitProcess extends ShimProcess {
   /** `runc create` with the given IO; afterwards the pid is known and its exit is claimed. */
   async create(io: ProcessIO | null, consoleSocket?: string): Promise<void> {
     this.io = io;
+    const terminal = consoleOf(io);
     const since = new Date();
     try {
       await this.runc.create(this.id, this.bundle, {
         pidFile: this.pidFile,
-        consoleSocket,
+        consoleSocket: consoleSocket ?? terminal?.socketPath,
         noPivot: this.options.noPivotRoot,
         noNewKeyring: this.options.noNewKeyring,
         stdio: io?.childStdio(),
@@ -50,6 +52,7 @@ export class InitProcess extends ShimProcess {
     } finally {
       io?.closeChildEnds();
     }
+    await terminal?.receiveMaster();
     this.pid = await readPidFile(this.pidFile);
     this.claimExit(since);
   }

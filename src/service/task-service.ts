@@ -11,6 +11,7 @@ import type { Any } from '../../api/gen/google/protobuf/any';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../errors';
 import type { EventPublisher } from '../events/publisher';
 import { PipeIO } from '../io/pipe-io';
+import { ConsoleIO, consoleOf } from '../io/console-io';
 import { BinaryIO } from '../io/binary-io';
 import { createLogUriIO } from '../io/log-uri';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
@@ -66,7 +67,7 @@ export class TaskService {
 
   /** Creates the IO for a process (pipes; a terminal or log URI is handled by its own ProcessIO). */
   protected createIO(stdio: StdioPaths, options: RuntimeOptions, containerId = ''): ProcessIO | null {
-    if (stdio.terminal) throw new InvalidArgumentError('terminal is not supported yet');
+    if (stdio.terminal) return ConsoleIO.create(stdio);
     const logIO = stdio.terminal ? null : createLogUriIO(stdio.stdout, {
       containerId, namespace: this.deps.namespace, owner: options.ioUid || options.ioGid ? { uid: options.ioUid, gid: options.ioGid } : undefined,
     });
@@ -271,9 +272,10 @@ export class TaskService {
 
   async resizePty(r: shim.ResizePtyRequest): Promise<void> {
     const p = this.get(r.id).process(r.execId);
-    p.check('resize');
-    if (!p.stdio.terminal) throw new FailedPreconditionError(`process ${p.id} has no terminal`);
-    throw new UnimplementedError('ResizePty: terminals are not supported yet');
+    // As the Go shim: an init is resized in any state, an exec refuses once stopped; a process
+    // without a terminal is a no-op that succeeds.
+    if (!p.isInit) p.check('resize');
+    consoleOf(p.io)?.resize(r.height, r.width);
   }
 
   async stats(r: shim.StatsRequest): Promise<shim.StatsResponse> {
