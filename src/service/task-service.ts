@@ -30,6 +30,7 @@ import { RestoredInitProcess } from '../checkpoint/restored-init';
 import { removeStagingDir } from '../checkpoint/archive-staging';
 import { decodeRuntimeOptions, type RuntimeOptions } from './runtime-options';
 import { toTimestamp } from './timestamps';
+import { ContainerCgroups } from '../cgroups/container-cgroups';
 
 
 export interface TaskServiceDeps {
@@ -51,7 +52,15 @@ export class TaskService {
   /** Per process: resolves once its start (and start event) has settled; exits wait for it. */
   private readonly startGates = new WeakMap<ShimProcess, Promise<unknown>>();
 
-  constructor(private readonly deps: TaskServiceDeps) {}
+  /** Containers' cgroups: Stats, and OOM watching from Start to Delete. */
+  private readonly cgroups: ContainerCgroups;
+
+  constructor(private readonly deps: TaskServiceDeps) {
+    this.cgroups = new ContainerCgroups({
+      log: deps.log,
+      onOom: (id) => this.publish('/tasks/oom', 'containerd.events.TaskOOM', ev.TaskOOM, { containerId: id }),
+    });
+  }
 
   get size(): number { return this.containers.size + this.creating.size; }
 
@@ -112,6 +121,7 @@ export class TaskService {
       if (io instanceof BinaryIO) await io.ready; // the logger must be ready before the container writes
       await init.create(io);
       io?.start();
+      await this.cgroups.track(r.id, init.pid);
       const ownPidNs = (spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path);
       const container = new Container(r.id, r.bundle, this.deps.namespace, runc, options, init, ownPidNs, mounted);
       init.onExited((exit) => void this.handleInitExit(container, exit));
@@ -140,6 +150,7 @@ export class TaskService {
       const gate = c.init.start();
       this.startGates.set(c.init, gate.catch(() => undefined));
       await gate;
+      this.cgroups.watchOom(c.id);
       this.publish('/tasks/start', 'containerd.events.TaskStart', ev.TaskStart, { containerId: c.id, pid: c.init.pid });
       return { pid: c.init.pid };
     }
@@ -183,6 +194,7 @@ export class TaskService {
     const p = c.init;
     await p.delete();
     if (p.io instanceof BinaryIO) await p.io.terminate(); // as the Go shim, Delete waits for the logger
+    this.cgroups.untrack(c.id);
     if (c.rootfsMounted) unmountAll(path.join(c.bundle, 'rootfs'));
     this.containers.delete(c.id);
     const res = { pid: p.pid, exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) };
@@ -280,7 +292,7 @@ export class TaskService {
 
   async stats(r: shim.StatsRequest): Promise<shim.StatsResponse> {
     this.get(r.id);
-    throw new UnimplementedError('Stats: not supported yet');
+    return { stats: await this.cgroups.stats(r.id) };
   }
 
   async checkpoint(r: shim.CheckpointTaskRequest): Promise<void> {

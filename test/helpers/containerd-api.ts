@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   CheckpointTaskRequest, CheckpointTaskResponse, CreateTaskRequest, CreateTaskResponse, StartRequest, StartResponse,
+  TasksDefinition,
 } from '../../api/gen/containerd/services/tasks/v1/tasks';
 import { CheckpointOptions, Options } from '../../api/gen/containerd/runc/v1/options';
 import type { Any } from '../../api/gen/google/protobuf/any';
@@ -60,4 +61,51 @@ export function runcCheckpointOptions(o: Partial<CheckpointOptions>): Any {
 /** runc's Options as an Any (criu_path, criu_image_path, ...). */
 export function runcOptions(o: Partial<Options>): Any {
   return { typeUrl: 'containerd.runc.v1.Options', value: Options.encode(Options.fromPartial(o)).finish() };
+}
+
+// ---- Generic Tasks calls (any method of TasksDefinition), and Task.Update --------------------
+// ctr has no `update` command: tests reach Tasks.Update (and anything else ctr cannot express)
+// through callTasks, typed from the generated service definition.
+type TasksMethods = typeof TasksDefinition.methods;
+export type TasksMethod = keyof TasksMethods;
+export type TasksRequest<M extends TasksMethod> = ReturnType<TasksMethods[M]['requestType']['decode']>;
+export type TasksResponse<M extends TasksMethod> = ReturnType<TasksMethods[M]['responseType']['decode']>;
+
+/** Where containerd listens and which namespace to act in (a test Containerd fits). */
+export interface TasksTarget { address: string; namespace: string }
+
+/**
+ * One unary call of containerd.services.tasks.v1.Tasks, e.g.
+ * `callTasks(c, 'update', { containerId, resources })`. Rejects with the grpc-js error
+ * (`.code` is the gRPC status, `.details` containerd's message).
+ */
+export function callTasks<M extends TasksMethod>(target: TasksTarget, method: M, request: Partial<TasksRequest<M>>, timeoutMs = 60000): Promise<TasksResponse<M>> {
+  const def = TasksDefinition.methods[method] as unknown as {
+    name: string;
+    requestType: Codec<TasksRequest<M>>;
+    responseType: Codec<TasksResponse<M>>;
+  };
+  const client = new grpc.Client(`unix://${target.address}`, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set('containerd-namespace', target.namespace);
+  return new Promise<TasksResponse<M>>((resolve, reject) => {
+    client.makeUnaryRequest(
+      `/${TasksDefinition.fullName}/${def.name}`,
+      (m: TasksRequest<M>) => Buffer.from(def.requestType.encode(m).finish()),
+      (b: Buffer) => def.responseType.decode(b),
+      def.requestType.fromPartial(request),
+      md,
+      { deadline: Date.now() + timeoutMs },
+      (err, res) => (err ? reject(err) : resolve(res!)),
+    );
+  }).finally(() => client.close());
+}
+
+/** The type URL containerd's client gives OCI LinuxResources in Tasks.Update. */
+export const LINUX_RESOURCES_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources';
+
+/** Tasks.Update with OCI LinuxResources (as JSON, the way containerd's client marshals them). */
+export function updateTask(target: TasksTarget, containerId: string, resources: unknown): Promise<unknown> {
+  const value = new TextEncoder().encode(typeof resources === 'string' ? resources : JSON.stringify(resources));
+  return callTasks(target, 'update', { containerId, resources: { typeUrl: LINUX_RESOURCES_TYPE, value } });
 }
