@@ -2,7 +2,7 @@
 // /tasks/create, /tasks/start, /tasks/exit (right pid and exit status), /tasks/delete, in
 // that order, for every task.
 import { CtrEvent, EventStream } from '../helpers/containerd';
-import { ctrRun, ctrRunDetached, expectExit, lanes, uniqueId, useContainerd, waitForStatus } from '../helpers/lanes';
+import { ctrRun, ctrRunDetached, expectExit, isGoShim, lanes, uniqueId, useContainerd, waitForStatus } from '../helpers/lanes';
 
 jest.setTimeout(120000); // a project-level testTimeout is not honoured by jest 30
 
@@ -24,17 +24,34 @@ describe.each(lanes())('events [$name]', (lane) => {
     await stream?.stop();
   });
 
+  // Known race in the reference: containerd-shim-runc-v2 queues /tasks/delete for its
+  // forwarder goroutine and is shut down right after Delete, so under containerd 2.1 the event
+  // is often lost (seen in about half of the runs here; never under 1.7). Ferry must always
+  // publish it; only for the Go shim on 2.1 is a missing /tasks/delete tolerated — when it
+  // does arrive it is checked like any other.
+  const deleteMayBeLost = isGoShim(lane) && lane.containerd === '2.1';
+
   async function taskEvents(id: string): Promise<CtrEvent[]> {
-    await stream.waitFor((e) => e.topic === '/tasks/delete' && e.event.container_id === id, 10000);
+    try {
+      await stream.waitFor((e) => e.topic === '/tasks/delete' && e.event.container_id === id, deleteMayBeLost ? 3000 : 10000);
+    } catch (err) {
+      if (!deleteMayBeLost) throw err;
+      const evs = forContainer(stream, id);
+      expect(evs.map((e) => e.topic)).toEqual(TASK_TOPICS.slice(0, 3));
+      return [...evs, undefined as unknown as CtrEvent];
+    }
     return forContainer(stream, id);
   }
+
+  const topics = (evs: CtrEvent[]): string[] => evs.filter(Boolean).map((e) => e.topic);
+  const expectedTopics = (evs: CtrEvent[]): string[] => (evs[3] ? TASK_TOPICS : TASK_TOPICS.slice(0, 3));
 
   test(`ctr run --rm sh -c 'exit 7': create, start, exit(7), delete in order [${lane.name}]`, async () => {
     const c = containerd();
     const id = uniqueId('ev-exit');
     expectExit(c, await ctrRun(c, lane, id, ['sh', '-c', 'exit 7']), 7);
     const evs = await taskEvents(id);
-    expect(evs.map((e) => e.topic)).toEqual(TASK_TOPICS);
+    expect(topics(evs)).toEqual(expectedTopics(evs));
     const [create, start, exit, del] = evs as [CtrEvent, CtrEvent, CtrEvent, CtrEvent];
     const pid = Number(create.event.pid);
     expect(pid).toBeGreaterThan(0);
@@ -44,8 +61,10 @@ describe.each(lanes())('events [$name]', (lane) => {
     expect(exit.event.id).toBe(id);
     expect(exitStatusOf(exit)).toBe(7);
     expect(exit.event.exited_at).toBeDefined();
-    expect(Number(del.event.pid)).toBe(pid);
-    expect(exitStatusOf(del)).toBe(7);
+    if (del) {
+      expect(Number(del.event.pid)).toBe(pid);
+      expect(exitStatusOf(del)).toBe(7);
+    }
   });
 
   test(`run -d, SIGKILL, rm: exit event carries the pid and status 137 [${lane.name}]`, async () => {
@@ -57,11 +76,11 @@ describe.each(lanes())('events [$name]', (lane) => {
     await waitForStatus(c, id, 'STOPPED');
     expectExit(c, await c.ctr(['task', 'rm', id]), 0);
     const evs = await taskEvents(id);
-    expect(evs.map((e) => e.topic)).toEqual(TASK_TOPICS);
+    expect(topics(evs)).toEqual(expectedTopics(evs));
     const exit = evs[2]!;
     expect(Number(exit.event.pid)).toBe(row.pid);
     expect(exitStatusOf(exit)).toBe(137);
-    expect(exitStatusOf(evs[3]!)).toBe(137);
+    if (evs[3]) expect(exitStatusOf(evs[3])).toBe(137);
     expectExit(c, await c.ctr(['container', 'rm', id]), 0);
   });
 
@@ -70,7 +89,7 @@ describe.each(lanes())('events [$name]', (lane) => {
     const id = uniqueId('ev-ok');
     expectExit(c, await ctrRun(c, lane, id, ['true']), 0);
     const evs = await taskEvents(id);
-    expect(evs.map((e) => e.topic)).toEqual(TASK_TOPICS);
+    expect(topics(evs)).toEqual(expectedTopics(evs));
     expect(exitStatusOf(evs[2]!)).toBe(0);
   });
 });
