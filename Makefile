@@ -15,7 +15,9 @@ setup:
 
 deps: node_modules/.installed
 node_modules/.installed: package.json package-lock.json binding.gyp native/ferry_sys.c
-	npm ci --no-audit --no-fund
+	# npm install, not npm ci: npm 11's ci rejects this lock file for missing optional
+	# binaries of other platforms (@unrs/resolver-binding-*); install honours the lock all the same.
+	npm install --no-audit --no-fund
 	npm exec -c 'node-gyp rebuild'
 	touch $@
 
