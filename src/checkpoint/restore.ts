@@ -47,8 +47,8 @@ export const SANDBOX_ANNOTATIONS = [
   'io.kubernetes.cri-o.SandboxName',
 ];
 
-/** Namespaces whose sharing must match between checkpoint and target. */
-export const CHECKED_NAMESPACES = ['ipc', 'net', 'pid', 'uts', 'cgroup'];
+/** Namespaces (OCI type names) whose sharing must match between checkpoint and target. */
+export const CHECKED_NAMESPACES = ['ipc', 'network', 'pid', 'uts', 'cgroup'];
 
 type NsMode = 'host' | 'private' | 'shared';
 

@@ -1,0 +1,162 @@
+// Unit tests for the checkpoint/restore engine's decisions: CRIU lookup and version check,
+// checkpoint option decoding (two option families with different field numbers), the
+// pod/namespace compatibility check, reading a saved spec, and CRIU log quoting.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CheckpointOptions as RuncV1CheckpointOptions } from '../../api/gen/containerd/runc/v1/options';
+import { CheckpointOptions as LinuxRuncCheckpointOptions } from '../../api/gen/containerd/linux/runc/runc';
+import { compareVersions, ensureCriu, findCriu, parseCriuVersion } from '../../src/checkpoint/criu';
+import { criuWorkDir, decodeCheckpointOptions, firstCriuError } from '../../src/checkpoint/checkpoint';
+import { checkRestoreCompatibility, readSavedSpec } from '../../src/checkpoint/restore';
+import { Code, FerryError } from '../../src/errors';
+
+let tmp: string;
+beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-ckeng-')); });
+afterEach(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+
+function fakeCriu(dir: string, versionLine: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const p = path.join(dir, 'criu');
+  fs.writeFileSync(p, `#!/bin/sh\necho "${versionLine}"\n`, { mode: 0o755 });
+  return p;
+}
+
+describe('CRIU lookup and version', () => {
+  test('findCriu searches PATH in order and returns the first executable', async () => {
+    const a = path.join(tmp, 'a');
+    const b = path.join(tmp, 'b');
+    fs.mkdirSync(a);
+    fs.writeFileSync(path.join(a, 'criu'), 'not executable', { mode: 0o644 });
+    const expected = fakeCriu(b, 'Version: 4.1');
+    await expect(findCriu('', `${a}:${b}`)).resolves.toBe(expected);
+  });
+
+  test('missing from PATH: the error lists every directory it looked in', async () => {
+    const err = await findCriu('', `${tmp}/x:${tmp}/y`).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FerryError);
+    expect((err as FerryError).code).toBe(Code.FailedPrecondition);
+    expect((err as Error).message).toBe(`criu was not found in PATH (looked in: ${tmp}/x, ${tmp}/y)`);
+  });
+
+  test('criu_path set: only that path is used, and named when missing', async () => {
+    fakeCriu(path.join(tmp, 'onpath'), 'Version: 4.1');
+    await expect(findCriu(path.join(tmp, 'nope', 'criu'), path.join(tmp, 'onpath')))
+      .rejects.toThrow(`criu was not found: options.criu_path "${path.join(tmp, 'nope', 'criu')}" is not an executable file`);
+    const own = fakeCriu(path.join(tmp, 'own'), 'Version: 4.1');
+    await expect(findCriu(own, '')).resolves.toBe(own);
+  });
+
+  test('parseCriuVersion reads major.minor[.patch]', () => {
+    expect(parseCriuVersion('Version: 4.1.1\n')).toBe('4.1.1');
+    expect(parseCriuVersion('Version: 3.17\nGitID: v3.17\n')).toBe('3.17.0');
+    expect(parseCriuVersion('criu something')).toBeUndefined();
+  });
+
+  test('compareVersions is numeric, not lexical', () => {
+    expect(compareVersions('3.17.0', '3.9.0')).toBeGreaterThan(0);
+    expect(compareVersions('2.12.0', '3.0.0')).toBeLessThan(0);
+    expect(compareVersions('3.0.0', '3.0')).toBe(0);
+  });
+
+  test('ensureCriu: a too old CRIU is refused with both versions; a new one passes', async () => {
+    const old = fakeCriu(path.join(tmp, 'old'), 'Version: 2.12');
+    await expect(ensureCriu(old)).rejects.toThrow(`criu at ${old} is version 2.12.0; ferry needs 3.0.0 or newer`);
+    const ok = fakeCriu(path.join(tmp, 'new'), 'Version: 4.1.1');
+    await expect(ensureCriu(ok)).resolves.toEqual({ path: ok, version: '4.1.1' });
+  });
+});
+
+describe('decodeCheckpointOptions', () => {
+  test('containerd.runc.v1.CheckpointOptions (image_path = 8, work_path = 9)', () => {
+    const value = RuncV1CheckpointOptions.encode(RuncV1CheckpointOptions.fromPartial({
+      exit: true, fileLocks: true, emptyNamespaces: ['network'], cgroupsMode: 'soft', imagePath: '/img', workPath: '/work',
+    })).finish();
+    const o = decodeCheckpointOptions({ typeUrl: 'containerd.runc.v1.CheckpointOptions', value });
+    expect(o).toMatchObject({ exit: true, fileLocks: true, emptyNamespaces: ['network'], cgroupsMode: 'soft', imagePath: '/img', workPath: '/work' });
+  });
+
+  test('containerd.linux.runc.CheckpointOptions numbers them the other way round', () => {
+    const value = LinuxRuncCheckpointOptions.encode(LinuxRuncCheckpointOptions.fromPartial({ imagePath: '/img', workPath: '/work', openTcp: true })).finish();
+    const o = decodeCheckpointOptions({ typeUrl: 'types.containerd.io/containerd.linux.runc.CheckpointOptions', value });
+    expect(o).toMatchObject({ imagePath: '/img', workPath: '/work', openTcp: true, exit: false });
+    // Decoded as the other type, the paths would swap: the type name must decide.
+    const wrong = RuncV1CheckpointOptions.decode(value);
+    expect(wrong.imagePath).toBe('/work');
+  });
+
+  test('no options: leave running, nothing else; an unknown type is refused', () => {
+    expect(decodeCheckpointOptions(undefined)).toMatchObject({ exit: false, imagePath: '', workPath: '' });
+    expect(() => decodeCheckpointOptions({ typeUrl: 'foo.Bar', value: new Uint8Array([8, 1]) })).toThrow(/unsupported checkpoint options type "foo.Bar"/);
+  });
+
+  test('criuWorkDir: first non-empty preference, else <bundle>/criu-work', () => {
+    expect(criuWorkDir('/b', '', '/w2')).toBe('/w2');
+    expect(criuWorkDir('/b', '/w1', '/w2')).toBe('/w1');
+    expect(criuWorkDir('/b', '', '')).toBe('/b/criu-work');
+  });
+});
+
+describe('firstCriuError', () => {
+  test('quotes the first Error line of a CRIU log', async () => {
+    const log = path.join(tmp, 'dump.log');
+    fs.writeFileSync(log, '(00.1) Dumping\n(00.2) Error (criu/sk-unix.c:123): unix: Connected external socket\n(00.3) Error (criu/cr-dump.c:1): Dump failed\n');
+    await expect(firstCriuError(log)).resolves.toBe('(00.2) Error (criu/sk-unix.c:123): unix: Connected external socket');
+    await expect(firstCriuError(path.join(tmp, 'none.log'))).resolves.toBeUndefined();
+  });
+});
+
+describe('checkRestoreCompatibility', () => {
+  const own = { linux: { namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }] } };
+  const inPod = (ns: { type: string; path?: string }[]) => ({ annotations: { 'io.kubernetes.cri.sandbox-id': 'sb1' }, linux: { namespaces: ns } });
+  const podNs = [{ type: 'pid' }, { type: 'ipc', path: '/proc/9/ns/ipc' }, { type: 'uts', path: '/proc/9/ns/uts' }, { type: 'network', path: '/proc/9/ns/net' }];
+
+  test('same setting passes (paths may differ between pods)', () => {
+    expect(() => checkRestoreCompatibility(own, own)).not.toThrow();
+    const other = podNs.map((n) => (n.path ? { ...n, path: n.path.replace('/9/', '/77/') } : n));
+    expect(() => checkRestoreCompatibility(inPod(podNs), { ...inPod(other), annotations: { 'io.kubernetes.cri.sandbox-id': 'sb2' } })).not.toThrow();
+  });
+
+  test('pod → no pod and no pod → pod are refused', () => {
+    expect(() => checkRestoreCompatibility(inPod(podNs), own)).toThrow('restore refused: the checkpoint was taken inside a pod (io.kubernetes.cri.sandbox-id=sb1) and the target container is not in one');
+    expect(() => checkRestoreCompatibility(own, inPod(podNs))).toThrow(/taken outside a pod and the target container is in one/);
+    expect(() => checkRestoreCompatibility({ annotations: { 'io.kubernetes.cri-o.SandboxID': 'x' } }, {})).toThrow(/inside a pod/);
+  });
+
+  test('a namespace shared in one and not the other is refused, naming it', () => {
+    const shared = { linux: { namespaces: [...own.linux.namespaces.filter((n) => n.type !== 'ipc'), { type: 'ipc', path: '/proc/1/ns/ipc' }] } };
+    expect(() => checkRestoreCompatibility(shared, own)).toThrow("restore refused: the checkpoint's ipc namespace is shared, the target's is private");
+    expect(() => checkRestoreCompatibility(own, shared)).toThrow("the checkpoint's ipc namespace is private, the target's is shared");
+    const hostNet = { linux: { namespaces: own.linux.namespaces.filter((n) => n.type !== 'network') } };
+    // OCI calls it 'network'; the host's namespace (no entry) is a third setting.
+    expect(() => checkRestoreCompatibility(own, hostNet)).toThrow("the checkpoint's network namespace is private, the target's is host");
+    const cg = { linux: { namespaces: [...own.linux.namespaces, { type: 'cgroup', path: '/proc/1/ns/cgroup' }] } };
+    expect(() => checkRestoreCompatibility(cg, { linux: { namespaces: [...own.linux.namespaces, { type: 'cgroup' }] } })).toThrow(/cgroup namespace is shared, the target's is private/);
+  });
+});
+
+describe('readSavedSpec', () => {
+  test('absent: undefined; spec.dump preferred; config.dump only with spec fields', async () => {
+    await expect(readSavedSpec(tmp)).resolves.toBeUndefined();
+    fs.writeFileSync(path.join(tmp, 'config.dump'), JSON.stringify({ id: 'x', rootfsImage: 'busybox' }));
+    await expect(readSavedSpec(tmp)).resolves.toBeUndefined();
+    fs.writeFileSync(path.join(tmp, 'spec.dump'), JSON.stringify({ annotations: { a: 'b' } }));
+    await expect(readSavedSpec(tmp)).resolves.toEqual({ annotations: { a: 'b' } });
+  });
+
+  test('a symlinked spec.dump is an error, not followed', async () => {
+    const secret = path.join(tmp, 'secret.json');
+    fs.writeFileSync(secret, JSON.stringify({ annotations: { leaked: 'yes' } }));
+    const dir = path.join(tmp, 'ck');
+    fs.mkdirSync(dir);
+    fs.symlinkSync(secret, path.join(dir, 'spec.dump'));
+    await expect(readSavedSpec(dir)).rejects.toThrow();
+  });
+
+  test('non-object JSON or annotations are refused', async () => {
+    fs.writeFileSync(path.join(tmp, 'spec.dump'), '[1,2]');
+    await expect(readSavedSpec(tmp)).rejects.toThrow('checkpoint spec.dump is not a JSON object');
+    fs.writeFileSync(path.join(tmp, 'spec.dump'), JSON.stringify({ annotations: ['x'] }));
+    await expect(readSavedSpec(tmp)).rejects.toThrow('checkpoint spec.dump: annotations is not an object');
+  });
+});
