@@ -1,8 +1,9 @@
 // The init process of a container created from a checkpoint. Like the Go shim's
 // createdCheckpointState: Create records the restore (no runc call, pid 0), Start runs
-// `runc restore --detach --no-subreaper` with the container's IO and claims the restored pid
-// from our reaper. The staging directory is removed after the restore, success or failure.
+// `runc restore --detach --no-subreaper` with the container's IO (pipes, or a pty through the
+// console socket), starts copying it, and claims the restored pid from our reaper. The staging directory is removed after the restore, success or failure.
 import { promises as fsp } from 'node:fs';
+import { consoleOf } from '../io/console-io';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import { InitProcess, type InitOptions } from '../process/init-process';
 import { readPidFile } from '../process/pid-file';
@@ -27,9 +28,11 @@ export class RestoredInitProcess extends InitProcess {
     this.io = io;
   }
 
-  override async start(consoleSocket?: string): Promise<void> {
+  override async start(): Promise<void> {
     this.check('start');
     const since = new Date();
+    // A terminal container: runc restore sends the (new) pty master over the console socket.
+    const terminal = consoleOf(this.io);
     try {
       await fsp.mkdir(this.plan.workPath, { recursive: true, mode: 0o700 });
       await fsp.rm(this.pidFile, { force: true });
@@ -38,13 +41,15 @@ export class RestoredInitProcess extends InitProcess {
           imagePath: this.plan.imagePath,
           workPath: this.plan.workPath,
           pidFile: this.pidFile,
-          consoleSocket,
+          consoleSocket: terminal?.socketPath,
           noPivot: this.restoreOptions.noPivotRoot,
           stdio: this.io?.childStdio(),
         });
       } finally {
         this.io?.closeChildEnds();
       }
+      await terminal?.receiveMaster();
+      this.io?.start();
       this.pid = await readPidFile(this.pidFile);
       this.claimExit(since);
       if (this.status === 'created') this.status = 'running';

@@ -120,8 +120,9 @@ export class TaskService {
       io = this.createIO(stdio, options, r.id);
       if (io instanceof BinaryIO) await io.ready; // the logger must be ready before the container writes
       await init.create(io);
-      io?.start();
-      await this.cgroups.track(r.id, init.pid);
+      // A restore's IO starts in Start, after runc restore (the Go shim copies after Restore too).
+      if (!restore) io?.start();
+      if (init.pid) await this.cgroups.track(r.id, init.pid);
       const ownPidNs = (spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path);
       const container = new Container(r.id, r.bundle, this.deps.namespace, runc, options, init, ownPidNs, mounted);
       init.onExited((exit) => void this.handleInitExit(container, exit));
@@ -150,6 +151,8 @@ export class TaskService {
       const gate = c.init.start();
       this.startGates.set(c.init, gate.catch(() => undefined));
       await gate;
+      // A restored init has its pid (and cgroup) only now.
+      if (!this.cgroups.cgroup(c.id)) await this.cgroups.track(c.id, c.init.pid);
       this.cgroups.watchOom(c.id);
       this.publish('/tasks/start', 'containerd.events.TaskStart', ev.TaskStart, { containerId: c.id, pid: c.init.pid });
       return { pid: c.init.pid };

@@ -11,6 +11,29 @@ import { ctrRunDetached, expectExit, lanes, taskRow, uniqueId, useContainerd, wa
 
 jest.setTimeout(180000);
 
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const pty = require('node-pty') as typeof import('node-pty');
+
+/** Runs ctr inside a real terminal (node-pty), as a user would; collects what it shows. */
+function ctrInTerminal(c: Containerd, args: string[]) {
+  const term = pty.spawn(c.ctrPath, ['--address', c.address, '--namespace', c.namespace, ...args], {
+    cols: 80, rows: 24, name: 'xterm', env: { ...process.env, TERM: 'xterm' } as Record<string, string>,
+  });
+  let out = '';
+  term.onData((d) => { out += d; });
+  const exited = new Promise<number>((resolve) => term.onExit((e) => resolve(e.exitCode)));
+  const typeAndExpect = async (line: string, re: RegExp, timeoutMs = 15000): Promise<void> => {
+    const from = out.length;
+    term.write(`${line}\r`);
+    const deadline = Date.now() + timeoutMs;
+    while (!re.test(out.slice(from))) {
+      if (Date.now() > deadline) throw new Error(`terminal never showed ${re}; it shows:\n${JSON.stringify(out)}\n${c.logTail(20)}`);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+  };
+  return { term, typeAndExpect, exited, output: () => out };
+}
+
 const COUNTER = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
 
 async function readCount(c: Containerd, id: string): Promise<number> {
@@ -146,6 +169,37 @@ describe.each(lanes())('checkpoint/restore [$name]', (lane: Lane) => {
       api.close();
       await events.stop();
       await killAndRemove(c, id);
+    }
+  });
+
+  test(`a tty container is restored with its terminal and still answers typed input [${lane.name}]`, async () => {
+    const c = containerd();
+    const id = uniqueId('tty');
+    const ref = `ckpt/${id}:v1`;
+    // A line counter on the terminal: its count lives only in the shell's memory.
+    const t1 = ctrInTerminal(c, ['run', '-t', '--runtime', lane.runtime, c.image!.name, id,
+      'sh', '-c', 'i=0; while read line; do i=$((i+1)); echo "n=$i $line"; done']);
+    let t2: ReturnType<typeof ctrInTerminal> | undefined;
+    try {
+      await waitForStatus(c, id, 'RUNNING');
+      await t1.typeAndExpect('alpha', /n=1 alpha/);
+      await t1.typeAndExpect('beta', /n=2 beta/);
+      await checkpointImage(c, id, ref);
+      await t1.typeAndExpect('gamma', /n=3 gamma/);
+      await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+      await t1.exited;
+      await killAndRemove(c, id);
+      // ctr c restore of a terminal container stays attached to the new terminal.
+      t2 = ctrInTerminal(c, ['container', 'restore', '--live', id, ref]);
+      await waitForStatus(c, id, 'RUNNING');
+      // The checkpoint was taken after two lines: the restored shell counts on from 2.
+      await t2.typeAndExpect('delta', /n=3 delta/);
+      await t2.typeAndExpect('epsilon', /n=4 epsilon/);
+    } finally {
+      try { t1.term.kill('SIGKILL'); } catch { /* gone */ }
+      await killAndRemove(c, id).catch(() => undefined);
+      try { t2?.term.kill('SIGKILL'); } catch { /* gone */ }
+      await c.ctr(['image', 'rm', '--sync', ref]);
     }
   });
 
