@@ -8,7 +8,9 @@ import { CheckpointOptions as RuncV1CheckpointOptions } from '../../api/gen/cont
 import { CheckpointOptions as LinuxRuncCheckpointOptions } from '../../api/gen/containerd/linux/runc/runc';
 import { compareVersions, ensureCriu, findCriu, parseCriuVersion } from '../../src/checkpoint/criu';
 import { criuWorkDir, decodeCheckpointOptions, firstCriuError } from '../../src/checkpoint/checkpoint';
+import { checkpointContainer } from '../../src/checkpoint/checkpoint';
 import { checkRestoreCompatibility, readSavedSpec } from '../../src/checkpoint/restore';
+import { Runc } from '../../src/runc/runc';
 import { Code, FerryError } from '../../src/errors';
 
 let tmp: string;
@@ -158,5 +160,58 @@ describe('readSavedSpec', () => {
     await expect(readSavedSpec(tmp)).rejects.toThrow('checkpoint spec.dump is not a JSON object');
     fs.writeFileSync(path.join(tmp, 'spec.dump'), JSON.stringify({ annotations: ['x'] }));
     await expect(readSavedSpec(tmp)).rejects.toThrow('checkpoint spec.dump: annotations is not an object');
+  });
+});
+
+describe('runc checkpoint/restore command lines', () => {
+  function fakeRunc(body: string): string {
+    const p = path.join(tmp, 'runc');
+    fs.writeFileSync(p, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return p;
+  }
+
+  test('checkpoint: go-runc flag order, --leave-running unless exit, --empty-ns per namespace', async () => {
+    const r = new Runc({ binary: fakeRunc(`echo "$@" > ${tmp}/args`), root: '/r', logPath: `${tmp}/log.json`, criuPath: '/opt/criu' });
+    await r.checkpoint('c1', {
+      imagePath: '/img', workPath: '/w', parentPath: '/parent', leaveRunning: true, tcpEstablished: true, extUnixSk: true,
+      shellJob: true, fileLocks: true, emptyNamespaces: ['network', 'ipc'], manageCgroupsMode: 'soft',
+    });
+    expect(fs.readFileSync(`${tmp}/args`, 'utf8').trim()).toBe(
+      `--root /r --log ${tmp}/log.json --log-format json --criu /opt/criu checkpoint --image-path /img --work-path /w --tcp-established --ext-unix-sk --shell-job --file-locks --manage-cgroups-mode soft --parent-path /parent --leave-running --empty-ns network --empty-ns ipc c1`);
+    await r.checkpoint('c1', { imagePath: '/img', workPath: '/w', leaveRunning: false });
+    expect(fs.readFileSync(`${tmp}/args`, 'utf8').trim()).toMatch(/checkpoint --image-path \/img --work-path \/w c1$/);
+  });
+
+  test('restore: detached, pid file, no subreaper, console socket, bundle last', async () => {
+    const r = new Runc({ binary: fakeRunc(`echo "$@" > ${tmp}/args`), root: '/r', logPath: `${tmp}/log.json` });
+    await r.restore('c1', '/b', { imagePath: '/img', workPath: '/w', pidFile: '/b/init.pid', consoleSocket: '/s.sock', noPivot: true });
+    expect(fs.readFileSync(`${tmp}/args`, 'utf8').trim()).toBe(
+      `--root /r --log ${tmp}/log.json --log-format json restore --image-path /img --work-path /w --detach --pid-file /b/init.pid --no-subreaper --console-socket /s.sock --no-pivot --bundle /b c1`);
+  });
+
+  test('a failed dump names the CRIU log and quotes its first error line', async () => {
+    const criu = fakeCriu(path.join(tmp, 'criubin'), 'Version: 4.1.1');
+    const work = path.join(tmp, 'work');
+    // Like runc: CRIU wrote its log into --work-path, runc logged a multi-line error.
+    fs.writeFileSync(`${tmp}/dump.src`, '(00.1) Dumping\n(00.2) Error (criu/sk-unix.c:9): unix: Connected external socket\n(00.3) Error (criu/cr-dump.c:1): Dumping FAILED.\n');
+    fs.writeFileSync(`${tmp}/err.json`, `${JSON.stringify({ level: 'error', msg: `criu failed: type NOTIFY errno 0\nlog file: ${work}/dump.log` })}\n`);
+    const bin = fakeRunc(`cp ${tmp}/dump.src ${work}/dump.log; cat ${tmp}/err.json >> ${tmp}/log.json; exit 1`);
+    const runc = new Runc({ binary: bin, root: '/r', logPath: `${tmp}/log.json` });
+    const err = await checkpointContainer({
+      id: 'c1', bundle: tmp, runc, path: path.join(tmp, 'img'), criuPath: criu, criuWorkPath: work,
+      options: { exit: false, openTcp: false, externalUnixSockets: false, terminal: false, fileLocks: true, emptyNamespaces: [], cgroupsMode: '', imagePath: '', workPath: '' },
+    }).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toBe(
+      `runc checkpoint failed: criu failed: type NOTIFY errno 0; CRIU log ${work}/dump.log: (00.2) Error (criu/sk-unix.c:9): unix: Connected external socket`);
+  });
+
+  test('an invalid cgroups_mode is refused before anything runs', async () => {
+    const runc = new Runc({ binary: fakeRunc(`touch ${tmp}/ran`), root: '/r', logPath: `${tmp}/log.json` });
+    await expect(checkpointContainer({
+      id: 'c1', bundle: tmp, runc, path: path.join(tmp, 'img'), criuPath: '', criuWorkPath: '',
+      options: { exit: false, openTcp: false, externalUnixSockets: false, terminal: false, fileLocks: false, emptyNamespaces: [], cgroupsMode: 'bogus', imagePath: '', workPath: '' },
+    })).rejects.toThrow(/cgroups_mode "bogus" is not one of soft, full, strict/);
+    expect(fs.existsSync(`${tmp}/ran`)).toBe(false);
   });
 });
