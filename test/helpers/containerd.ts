@@ -18,6 +18,8 @@ export interface StartOptions {
   grpcShim?: boolean;
   /** Import the busybox test image right after start (default true). */
   importImage?: boolean;
+  /** Extra environment for containerd (and so for its shims), e.g. FERRY_GROUP_BY_NAMESPACE=1. */
+  env?: Record<string, string>;
 }
 
 export interface CtrOptions {
@@ -108,6 +110,7 @@ let instances = 0;
 export class Containerd {
   readonly version: ContainerdVersion;
   readonly grpcShim: boolean;
+  private readonly extraEnv: Record<string, string>;
   /** Private temp dir holding root/, state/, tmp/, the sockets, config.toml and containerd.log. */
   readonly dir: string;
   readonly root: string;
@@ -128,6 +131,7 @@ export class Containerd {
   constructor(opts: StartOptions) {
     this.version = opts.version;
     this.grpcShim = opts.grpcShim ?? false;
+    this.extraEnv = opts.env ?? {};
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-ctd-'));
     this.root = path.join(this.dir, 'root');
     this.state = path.join(this.dir, 'state');
@@ -154,7 +158,11 @@ export class Containerd {
     env.PATH = [...pathDirs, env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'].join(':');
     if (this.grpcShim) env.FERRY_PROTOCOL = 'grpc';
     else delete env.FERRY_PROTOCOL;
-    return env;
+    // containerd 2.x speaks task API v3 to shims that bootstrap as version 3 (1.7 refuses 3):
+    // the 2.1 lane exercises containerd.task.v3.Task, the 1.7 lanes containerd.task.v2.Task.
+    if (this.version === '2.1') env.FERRY_TASK_API_VERSION = '3';
+    else delete env.FERRY_TASK_API_VERSION;
+    return { ...env, ...this.extraEnv };
   }
 
   /** Launches containerd and waits until `ctr version` answers. */
