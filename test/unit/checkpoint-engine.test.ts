@@ -1,6 +1,7 @@
 // Unit tests for the checkpoint/restore engine's decisions: CRIU lookup and version check,
 // checkpoint option decoding (two option families with different field numbers), the
 // pod/namespace compatibility check, reading a saved spec, and CRIU log quoting.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,7 +10,8 @@ import { CheckpointOptions as LinuxRuncCheckpointOptions } from '../../api/gen/c
 import { compareVersions, ensureCriu, findCriu, parseCriuVersion } from '../../src/checkpoint/criu';
 import { criuWorkDir, decodeCheckpointOptions, firstCriuError } from '../../src/checkpoint/checkpoint';
 import { checkpointContainer } from '../../src/checkpoint/checkpoint';
-import { checkRestoreCompatibility, readSavedSpec } from '../../src/checkpoint/restore';
+import { checkRestoreCompatibility, prepareRestore, readSavedSpec } from '../../src/checkpoint/restore';
+import { defaultRuntimeOptions } from '../../src/service/runtime-options';
 import { Runc } from '../../src/runc/runc';
 import { Code, FerryError } from '../../src/errors';
 
@@ -213,5 +215,67 @@ describe('runc checkpoint/restore command lines', () => {
       options: { exit: false, openTcp: false, externalUnixSockets: false, terminal: false, fileLocks: false, emptyNamespaces: [], cgroupsMode: 'bogus', imagePath: '', workPath: '' },
     })).rejects.toThrow(/cgroups_mode "bogus" is not one of soft, full, strict/);
     expect(fs.existsSync(`${tmp}/ran`)).toBe(false);
+  });
+});
+
+describe('prepareRestore', () => {
+  function setup(spec: object) {
+    const bundle = path.join(tmp, 'bundle');
+    fs.mkdirSync(bundle);
+    fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+    const ck = path.join(tmp, 'ck');
+    fs.mkdirSync(ck);
+    fs.writeFileSync(path.join(ck, 'inventory.img'), 'x');
+    const options = { ...defaultRuntimeOptions(), criuPath: fakeCriu(path.join(tmp, 'criu'), 'Version: 4.1.1') };
+    const warnings: string[] = [];
+    const log = { warn: (m: string) => { warnings.push(m); } };
+    return { bundle, ck, options, warnings, log };
+  }
+
+  test('a directory checkpoint: checked, used in place; saved annotations merged without CDI ones', async () => {
+    const { bundle, ck, options, warnings, log } = setup({ annotations: { mine: 'target' }, linux: { namespaces: [{ type: 'pid' }] } });
+    fs.writeFileSync(path.join(ck, 'spec.dump'), JSON.stringify({
+      annotations: { mine: 'saved', extra: 'e', 'cdi.k8s.io/gpu': 'vendor.com/gpu=0' }, linux: { namespaces: [{ type: 'pid' }] },
+    }));
+    const plan = await prepareRestore({ bundle, checkpoint: ck, parentCheckpoint: '', options, log });
+    expect(plan).toMatchObject({ imagePath: ck, staged: false, workPath: path.join(bundle, 'criu-work'), criu: { version: '4.1.1' } });
+    const written = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { annotations: Record<string, string> };
+    expect(written.annotations).toEqual({ mine: 'target', extra: 'e' });
+    expect(warnings.some((w) => w.includes('cdi.k8s.io/gpu'))).toBe(true);
+  });
+
+  test('an archive is staged into <bundle>/ctrd-restore; a refusal afterwards removes it', async () => {
+    const { bundle, ck, options, log } = setup({ linux: { namespaces: [{ type: 'pid' }] } });
+    const archive = path.join(tmp, 'ck.tar');
+    // A saved spec from a pod: refused, after staging.
+    fs.writeFileSync(path.join(ck, 'spec.dump'), JSON.stringify({ annotations: { 'io.kubernetes.cri.sandbox-id': 's' } }));
+    execFileSync('tar', ['-cf', archive, '-C', ck, '.']);
+    await expect(prepareRestore({ bundle, checkpoint: archive, parentCheckpoint: '', options, log })).rejects.toThrow(/inside a pod/);
+    expect(fs.existsSync(path.join(bundle, 'ctrd-restore'))).toBe(false);
+    fs.rmSync(path.join(ck, 'spec.dump'));
+    fs.rmSync(archive);
+    execFileSync('tar', ['-cf', archive, '-C', ck, '.']);
+    const plan = await prepareRestore({ bundle, checkpoint: archive, parentCheckpoint: '', options: { ...options, criuWorkPath: '/w' }, log });
+    expect(plan).toMatchObject({ imagePath: path.join(bundle, 'ctrd-restore'), staged: true, workPath: '/w' });
+    expect(fs.readFileSync(path.join(bundle, 'ctrd-restore', 'inventory.img'), 'utf8')).toBe('x');
+  });
+
+  test('criu_image_path wins over the request checkpoint; a symlink in a checkpoint dir is refused', async () => {
+    const { bundle, ck, options, log } = setup({});
+    const other = path.join(tmp, 'other');
+    fs.mkdirSync(other);
+    const plan = await prepareRestore({ bundle, checkpoint: ck, parentCheckpoint: '', options: { ...options, criuImagePath: other }, log });
+    expect(plan.imagePath).toBe(other);
+    fs.symlinkSync('/etc/passwd', path.join(ck, 'pages-1.img'));
+    await expect(prepareRestore({ bundle, checkpoint: ck, parentCheckpoint: '', options, log })).rejects.toThrow(/pages-1\.img/);
+  });
+
+  test('CRIU is checked first: nothing is staged when it is missing', async () => {
+    const { bundle, options, log } = setup({});
+    const archive = path.join(tmp, 'ck.tar');
+    fs.writeFileSync(archive, Buffer.alloc(1024));
+    await expect(prepareRestore({ bundle, checkpoint: archive, parentCheckpoint: '', options: { ...options, criuPath: path.join(tmp, 'no', 'criu') }, log }))
+      .rejects.toThrow(/criu was not found/);
+    expect(fs.existsSync(path.join(bundle, 'ctrd-restore'))).toBe(false);
   });
 });
