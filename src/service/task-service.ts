@@ -287,10 +287,13 @@ export class TaskService {
 
   async resizePty(r: shim.ResizePtyRequest): Promise<void> {
     const p = this.get(r.id).process(r.execId);
-    // As the Go shim: an init is resized in any state, an exec refuses once stopped; a process
-    // without a terminal is a no-op that succeeds.
+    // As the Go shim: an init is resized in any state, an exec refuses once stopped. Unlike the
+    // Go shim (a silent no-op), a process without a terminal is refused: issue 3 asks bad input
+    // to get a clear error, and no client resizes a process it did not give a terminal.
     if (!p.isInit) p.check('resize');
-    consoleOf(p.io)?.resize(r.height, r.width);
+    const console = consoleOf(p.io);
+    if (!p.stdio.terminal || !console) throw new FailedPreconditionError(`process ${p.id} has no terminal to resize`);
+    console.resize(r.height, r.width);
   }
 
   async stats(r: shim.StatsRequest): Promise<shim.StatsResponse> {

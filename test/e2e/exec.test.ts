@@ -4,7 +4,7 @@
 // against the Go shim (FERRY_E2E_RUNTIMES=io.containerd.runc.v2).
 import { callTasks } from '../helpers/containerd-api';
 import { collect, Containerd, CtrEvent, EventStream } from '../helpers/containerd';
-import { ctrRunDetached, explain, expectExit, lanes, uniqueId, useContainerd, waitForStatus } from '../helpers/lanes';
+import { ctrRunDetached, explain, expectExit, isGoShim, lanes, uniqueId, useContainerd, waitForStatus } from '../helpers/lanes';
 import { sleep, waitFor } from '../helpers/procfs';
 
 jest.setTimeout(120000);
@@ -162,11 +162,16 @@ describe.each(lanes())('exec [$name]', (lane) => {
       .rejects.toMatchObject({ code: 5 });
   });
 
-  test(`resize of a process without a terminal succeeds and changes nothing, as the Go shim's [${lane.name}]`, async () => {
+  test(`resize of a process without a terminal: ferry refuses it clearly (the Go shim ignores it), nothing changes [${lane.name}]`, async () => {
     const c = containerd();
-    await expect(callTasks(c, 'resizePty', { containerId: id, width: 100, height: 40 })).resolves.toBeDefined();
+    const resize = (execId: string) => callTasks(c, 'resizePty', { containerId: id, execId, width: 100, height: 40 });
+    const expectOutcome = async (p: Promise<unknown>, execId: string) => {
+      if (isGoShim(lane)) await expect(p).resolves.toBeDefined();
+      else await expect(p).rejects.toMatchObject({ code: 9, details: expect.stringContaining(`process ${execId || id} has no terminal to resize`) });
+    };
+    await expectOutcome(resize(''), '');
     expectExit(c, await exec('e-notty', ['sleep', '1003'], ['-d']), 0);
-    await expect(callTasks(c, 'resizePty', { containerId: id, execId: 'e-notty', width: 100, height: 40 })).resolves.toBeDefined();
+    await expectOutcome(resize('e-notty'), 'e-notty');
     expect((await waitForStatus(c, id, 'RUNNING')).status).toBe('RUNNING');
     expectExit(c, await c.ctr(['task', 'kill', '--exec-id', 'e-notty', '-s', 'SIGKILL', id]), 0);
   });
