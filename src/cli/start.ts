@@ -4,7 +4,10 @@
 // bundle's `address` file, prints the bootstrap and exits. containerd reads stdout and stderr
 // as one (CombinedOutput): nothing else may ever be printed.
 //
-// If the group's daemon is already running (grouping), its address is returned instead.
+// If the group's daemon is already running (grouping), it is asked to take the container (see
+// src/daemon/group-membership.ts for why a handshake) and its address is returned instead.
+// The runtime options containerd writes on stdin are read for `shim_cgroup`, as the Go shim's
+// manager does: a new daemon is moved into that cgroup before its address is printed.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -12,6 +15,9 @@ import * as path from 'node:path';
 import { bootstrapChoice, bootstrapText } from './bootstrap';
 import type { ShimFlags } from './flags';
 import { groupIdFor, socketPathFor } from './socket-address';
+import { joinGroup, withStartLock } from '../daemon/group-membership';
+import { readStartOptions } from './start-options';
+import { moveToCgroup } from './shim-cgroup';
 
 export const LISTEN_FD = 3;
 
@@ -23,14 +29,6 @@ function listen(socketPath: string): Promise<net.Server> {
   });
 }
 
-function canConnect(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
 export async function start(flags: ShimFlags, scriptPath: string): Promise<string> {
   const bundle = process.cwd();
   const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, string> };
@@ -39,20 +37,25 @@ export async function start(flags: ShimFlags, scriptPath: string): Promise<strin
   const choice = bootstrapChoice(process.env);
   const text = bootstrapText(socketPath, choice);
 
+  const options = readStartOptions();
+
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
-  let server: net.Server;
-  try {
-    server = await listen(socketPath);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    if (await canConnect(socketPath)) {
-      // The group's daemon is alive: this container joins it.
+  return withStartLock(socketPath, async () => {
+    const joined = await joinGroup(socketPath, flags.id);
+    if (joined === 'joined') {
+      // The group's daemon is alive and has reserved the id: this container joins it.
       fs.writeFileSync(path.join(bundle, 'address'), text);
       return text;
     }
-    fs.rmSync(socketPath, { force: true });
-    server = await listen(socketPath);
-  }
+    // A dead daemon's socket; an exiting one has unlinked its own already. Under the lock no
+    // other `start` of the group can be creating a daemon at this path meanwhile.
+    if (joined === 'stale' || joined === 'refused') fs.rmSync(socketPath, { force: true });
+    return spawnDaemon(flags, scriptPath, bundle, socketPath, text, options.shimCgroup);
+  });
+}
+
+async function spawnDaemon(flags: ShimFlags, scriptPath: string, bundle: string, socketPath: string, text: string, shimCgroup: string): Promise<string> {
+  const server = await listen(socketPath);
   fs.chmodSync(socketPath, 0o600);
 
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
@@ -60,10 +63,12 @@ export async function start(flags: ShimFlags, scriptPath: string): Promise<strin
     cwd: bundle,
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', fd],
-    env: { ...process.env, FERRY_SOCKET_PATH: socketPath, FERRY_LISTEN_FD: String(LISTEN_FD) },
+    // FERRY_JOIN_ID: the daemon holds a reservation for its first container, like a joined one.
+    env: { ...process.env, FERRY_SOCKET_PATH: socketPath, FERRY_LISTEN_FD: String(LISTEN_FD), FERRY_JOIN_ID: flags.id },
   });
   child.unref();
   try {
+    if (shimCgroup) moveToCgroup(child.pid!, shimCgroup);
     adjustOomScore(child.pid!);
     fs.writeFileSync(path.join(bundle, 'address'), text);
   } catch (err) {

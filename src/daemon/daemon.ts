@@ -12,6 +12,8 @@ import { ShimListener } from '../protocol/listener';
 import { TaskService } from '../service/task-service';
 import { taskServices } from '../service/task-rpc';
 import { setChildSubreaper } from '../sys/native';
+import { CreateTaskRequest } from '../../api/gen/containerd/task/v2/shim';
+import { GroupMembership } from './group-membership';
 
 export async function runDaemon(flags: ShimFlags): Promise<void> {
   const bundle = process.cwd();
@@ -31,13 +33,24 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
 
   let listener: ShimListener | null = null;
   let exiting = false;
+  // Grouping: `start`s join through a handshake; see group-membership.ts for the exit race.
+  const membership = new GroupMembership(() => {
+    if (service.size === 0 && membership.pending === 0) beginExit();
+  });
+  if (process.env.FERRY_JOIN_ID) membership.reserve(process.env.FERRY_JOIN_ID);
+  /** Synchronously stops being joinable (socket path unlinked), then exits soon after. */
+  const beginExit = () => {
+    if (!membership.closing) membership.close(socketPath);
+    setTimeout(() => void exit(0), 10);
+  };
   const exit = async (code: number) => {
     if (exiting) return;
     exiting = true;
+    // Unlink first: the path may be reused by a new daemon of the group while we drain.
+    if (!membership.closing) membership.close(socketPath);
     await publisher.flush();
     publisher.close();
     await listener?.close();
-    if (socketPath) fs.rmSync(socketPath, { force: true });
     log.info('shim exiting');
     log.close();
     process.exit(code);
@@ -47,11 +60,12 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
     namespace: flags.namespace,
     publisher,
     log,
-    // Answer the Shutdown call first, then go.
-    onShutdown: () => { setTimeout(() => void exit(0), 10); },
+    // Answer the Shutdown call first, then go — unless a new group member is on its way.
+    onShutdown: () => { if (membership.pending === 0) beginExit(); },
   });
 
-  listener = new ShimListener(taskServices(service, log), {
+  const services = membership.wrapCreate(taskServices(service, log), (p) => CreateTaskRequest.decode(p).id);
+  listener = new ShimListener([...services, membership.service()], {
     log: (level, msg) => log[level](msg),
   });
   await listener.listenFd(Number(process.env.FERRY_LISTEN_FD ?? LISTEN_FD));
@@ -61,7 +75,7 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   for (const sig of ['SIGINT', 'SIGHUP', 'SIGPIPE'] as const) process.on(sig, () => log.debug(`ignored ${sig}`));
   process.on('SIGTERM', () => {
     // The Go shim exits on SIGTERM only when it holds no container.
-    if (service.size === 0) void exit(0);
+    if (service.size === 0 && membership.pending === 0) void exit(0);
     else log.warn('SIGTERM ignored: containers are still running');
   });
   process.on('uncaughtException', (err) => log.error(`uncaught exception: ${err.stack ?? err.message}`));
