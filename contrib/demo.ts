@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     const before = await count(c);
     process.stdout.write(`  counter is at ${before}\n`);
 
-    step('checkpointing it with CRIU (the task stops; its state goes into a checkpoint image)');
+    step('checkpointing it with CRIU into a checkpoint image, then removing the container');
     await ctr(c, ['container', 'checkpoint', '--task', '--rw', '--image', ID, REF]);
     await ctr(c, ['task', 'kill', '-s', 'KILL', ID]);
     await sleep(500);
