@@ -5,6 +5,7 @@ import { Options as RuncV1Options } from '../../api/gen/containerd/runc/v1/optio
 import { CreateOptions as LinuxRuncCreateOptions } from '../../api/gen/containerd/linux/runc/runc';
 import type { Any } from '../../api/gen/google/protobuf/any';
 import { InvalidArgumentError } from '../errors';
+import { decodeRuntimeConfigOptions, parseFlatToml, runtimeConfigText, type TomlValue } from './runtime-config-file';
 
 export interface RuntimeOptions {
   binaryName: string;
@@ -55,7 +56,30 @@ export function decodeRuntimeOptions(any: Any | undefined): RuntimeOptions {
         ioUid: v.ioUid, ioGid: v.ioGid, criuImagePath: v.criuImagePath, criuWorkPath: v.criuWorkPath,
       };
     }
+    case 'runtimeoptions.v1.Options':
+      return fromConfig(o, parseFlatToml(runtimeConfigText(decodeRuntimeConfigOptions(any.value))));
     default:
       throw new InvalidArgumentError(`unsupported runtime options type ${JSON.stringify(any.typeUrl)}`);
   }
+}
+
+/** runc Options' TOML names (as containerd's CRI config writes them) → our fields. */
+const CONFIG_KEYS: Record<string, keyof RuntimeOptions> = {
+  BinaryName: 'binaryName', Root: 'root', SystemdCgroup: 'systemdCgroup', NoPivotRoot: 'noPivotRoot',
+  NoNewKeyring: 'noNewKeyring', ShimCgroup: 'shimCgroup', IoUid: 'ioUid', IoGid: 'ioGid',
+  CriuPath: 'criuPath', CriuImagePath: 'criuImagePath', CriuWorkPath: 'criuWorkPath',
+};
+
+function fromConfig(defaults: RuntimeOptions, values: Map<string, TomlValue>): RuntimeOptions {
+  const o: RuntimeOptions = { ...defaults };
+  for (const [key, value] of values) {
+    const field = CONFIG_KEYS[key];
+    if (!field) continue; // other runtimes' keys (e.g. a shared CRI table) are not ours to refuse
+    const want = typeof defaults[field];
+    if (typeof value !== want) throw new InvalidArgumentError(`runtime config ${key}: expected a ${want}, got ${JSON.stringify(value)}`);
+    (o as unknown as Record<string, TomlValue>)[field] = value;
+  }
+  if (!o.binaryName) o.binaryName = defaults.binaryName;
+  if (!o.root) o.root = defaults.root;
+  return o;
 }
