@@ -28,6 +28,14 @@ export interface CheckpointResult {
   workloads: WorkloadResult[];
   /** Why a runtime's figures are missing (e.g. checkpoint not implemented yet). */
   unavailable: Partial<Record<RuntimeLabel, string>>;
+  /** Every failed cycle, with ctr's message and containerd's log tail. */
+  failures: CycleFailure[];
+}
+
+export interface CycleFailure {
+  runtime: RuntimeLabel;
+  workload: string;
+  error: string;
 }
 
 interface Workload {
@@ -114,6 +122,8 @@ async function cycle(ctx: BenchContext, rt: Runtime, w: Workload): Promise<{ che
 export async function benchCheckpoint(ctx: BenchContext): Promise<CheckpointResult> {
   const n = envCount('BENCH_CKPT_N', 5, 1, ctx.quick);
   const unavailable: Partial<Record<RuntimeLabel, string>> = {};
+  const failures: CycleFailure[] = [];
+  const succeeded: Record<RuntimeLabel, number> = { ferry: 0, go: 0 };
   const results: WorkloadResult[] = [];
   for (const w of workloads(ctx.quick)) {
     const ck: Record<RuntimeLabel, number[]> = { ferry: [], go: [] };
@@ -127,12 +137,19 @@ export async function benchCheckpoint(ctx: BenchContext): Promise<CheckpointResu
           ck[rt.label].push(s.checkpointMs);
           rs[rt.label].push(s.restoreMs);
           rss.push(s.rssMiB);
+          succeeded[rt.label]++;
         } catch (err) {
-          // A runtime whose checkpoint/restore fails is reported, not fatal: the other
-          // runtime's figures are still worth having (ferry's C/R may not have landed yet).
-          const first = String((err as Error).message ?? err).split('\n').slice(0, 2).join(' | ');
-          unavailable[rt.label] = `${rt.label} checkpoint not available: ${first}`;
-          ctx.log(unavailable[rt.label]!);
+          // A failing cycle is recorded, not fatal: the other runtime's figures are still worth
+          // having. A runtime that has never succeeded and fails twice is declared unavailable
+          // (ferry's checkpoint/restore may not have landed yet) and skipped from then on.
+          const message = err instanceof Error ? err.message : String(err);
+          failures.push({ runtime: rt.label, workload: w.name, error: message });
+          ctx.log(`${rt.label} cycle failed (${w.name}): ${message}`);
+          const mine = failures.filter((f) => f.runtime === rt.label).length;
+          if (succeeded[rt.label] === 0 && mine >= 2) {
+            unavailable[rt.label] = `${rt.label} checkpoint not available: ${message.split('\n').slice(0, 2).join(' | ')}`;
+            ctx.log(unavailable[rt.label]!);
+          }
         }
       }
     }
@@ -154,5 +171,5 @@ export async function benchCheckpoint(ctx: BenchContext): Promise<CheckpointResu
     });
     ctx.log(`checkpoint ${w.name}: ferry ${checkpointMs.ferry?.median.toFixed(0) ?? '–'} / go ${checkpointMs.go?.median.toFixed(0) ?? '–'} ms; restore ferry ${restoreMs.ferry?.median.toFixed(0) ?? '–'} / go ${restoreMs.go?.median.toFixed(0) ?? '–'} ms`);
   }
-  return { n, workloads: results, unavailable };
+  return { n, workloads: results, unavailable, failures };
 }

@@ -23,6 +23,10 @@ export interface MachineInfo {
   cgroups: string;
   /** The ferry build measured: HEAD, whether the tree had local changes, dist/ferry.js's mtime. */
   ferryBuild: string;
+  /** 1/5/15-minute load averages when the run began: this VM is shared, other work skews figures. */
+  loadAverage: number[];
+  /** containerd processes on the machine besides ours (other engineers' e2e runs). */
+  otherContainerds: number;
 }
 
 /** A tool's version output on one line (the Go shim prints several). */
@@ -52,6 +56,19 @@ function ferryBuild(): string {
   return `${head}${dirty}; dist/ferry.js built ${built}`;
 }
 
+function countOtherContainerds(ours: number | undefined): number {
+  let n = 0;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === ours) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/comm`, 'utf8').trim() === 'containerd') n++;
+    } catch {
+      /* gone */
+    }
+  }
+  return n;
+}
+
 export function machineInfo(c: Containerd, nodeExtraCaCerts: boolean): MachineInfo {
   const cgroupV2Only = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
   return {
@@ -69,5 +86,7 @@ export function machineInfo(c: Containerd, nodeExtraCaCerts: boolean): MachineIn
     nodeExtraCaCertsInContainerdEnv: nodeExtraCaCerts,
     cgroups: cgroupV2Only ? 'v2' : 'v1 (hybrid)',
     ferryBuild: ferryBuild(),
+    loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    otherContainerds: countOtherContainerds(c.pid),
   };
 }

@@ -21,6 +21,7 @@ export interface VariantRecord {
   variant: string;
   description: string;
   machine: MachineInfo;
+  warnings?: string[];
   lifecycle?: SuiteRecord<LifecycleResult>;
   memory?: SuiteRecord<MemoryResult>;
   checkpoint?: SuiteRecord<CheckpointResult>;
@@ -80,8 +81,20 @@ function checkpointMd(s: SuiteRecord<CheckpointResult>): string {
     }
     rows.push(['', '**ferry/go**', fmtRatio(w.checkpointRatio.median), fmtRatio(w.checkpointRatio.mean), fmtRatio(w.restoreRatio.median), fmtRatio(w.restoreRatio.mean)]);
   }
-  const notes = Object.values(r.unavailable).map((u) => `\n\n> ${u}`).join('');
+  const notes = Object.values(r.unavailable).map((u) => `\n\n> ${u}`).join('') + failureNotes(r);
   return `### Checkpoint / restore (ms, N=${r.n} each${s.quick ? ', quick run' : ''})\n\n${table(['workload', 'runtime', 'checkpoint median', 'checkpoint mean', 'restore median', 'restore mean'], rows)}${notes}`;
+}
+
+/** One line per runtime and workload that had failed cycles: how many, and the first error line. */
+function failureNotes(r: CheckpointResult): string {
+  const groups = new Map<string, { count: number; first: string }>();
+  for (const f of r.failures ?? []) {
+    const key = `${f.runtime}, ${f.workload}`;
+    const g = groups.get(key) ?? { count: 0, first: f.error.split('\n').slice(0, 2).join(' | ') };
+    g.count++;
+    groups.set(key, g);
+  }
+  return [...groups].map(([k, g]) => `\n\n> failed cycles (${k}): ${g.count} — first: \`${g.first}\``).join('');
 }
 
 function stagingMd(s: SuiteRecord<StagingResult>): string {
@@ -97,12 +110,14 @@ function machineMd(m: MachineInfo): string {
     `- CPU: ${m.cpuModel}, nproc ${m.nproc}; memory ${m.memTotalMiB} MiB; kernel ${m.kernel}; cgroups ${m.cgroups}`,
     `- node ${m.node}; ${m.containerd}; ${m.runc}; criu ${m.criu}; Go shim: ${m.goShim}`,
     `- ferry build: ${m.ferryBuild}`,
+    `- load average at start: ${(m.loadAverage ?? []).join(' / ')}; other containerd processes running: ${m.otherContainerds ?? '?'} (the VM is shared)`,
     `- NODE_EXTRA_CA_CERTS in containerd's (and so the shims') environment: **${m.nodeExtraCaCertsInContainerdEnv ? 'yes' : 'no'}**`,
   ].join('\n');
 }
 
 export function renderVariant(v: VariantRecord): string {
   const parts = [`## Results: ${v.description}`, machineMd(v.machine)];
+  for (const w of v.warnings ?? []) parts.push(`> **warning:** ${w}`);
   if (v.lifecycle) parts.push(lifecycleMd(v.lifecycle));
   if (v.memory) parts.push(memoryMd(v.memory));
   if (v.checkpoint) parts.push(checkpointMd(v.checkpoint));

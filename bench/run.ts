@@ -68,7 +68,11 @@ async function main(): Promise<void> {
   const started = Date.now();
   const log = (msg: string) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}`);
 
-  if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'ferry.js'))) throw new Error('dist/ferry.js missing: run `make build` (node contrib/bundle.js) first');
+  const distPath = path.join(REPO_ROOT, 'dist', 'ferry.js');
+  if (!fs.existsSync(distPath)) throw new Error('dist/ferry.js missing: run `make build` (node contrib/bundle.js) first');
+  // Every ferry shim loads dist/ferry.js when it starts: a rebuild during the run means later
+  // samples measured other code (and a shim started mid-write can crash). Flag it.
+  const distMtimeAtStart = fs.statSync(distPath).mtimeMs;
   // containerd copies this process's environment (PATH, NODE_EXTRA_CA_CERTS) and passes it to
   // every shim, so both are set here, before containerd starts.
   if (withoutCa) delete process.env.NODE_EXTRA_CA_CERTS;
@@ -83,7 +87,7 @@ async function main(): Promise<void> {
   log(`${description}; suites: ${suites.join(', ')}${quick ? ' (quick)' : ''}`);
 
   let c: Containerd | undefined;
-  const run: Partial<VariantRecord> & { variant: string; description: string } = { variant, description };
+  const run: Partial<VariantRecord> & { variant: string; description: string } = { variant, description, warnings: [] };
   let stopping = false;
   const cleanup = async () => {
     if (stopping) return;
@@ -107,6 +111,10 @@ async function main(): Promise<void> {
     await cleanup();
   }
   const full = run as VariantRecord;
+  if (fs.statSync(distPath).mtimeMs !== distMtimeAtStart) {
+    full.warnings = [...(full.warnings ?? []), 'dist/ferry.js was rebuilt during this run: ferry figures mix builds, and failures may come from a half-written bundle'];
+    log(`WARNING: ${full.warnings[full.warnings.length - 1]}`);
+  }
   const outDir = path.join(REPO_ROOT, 'build', 'bench');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, `results-${variant}.json`), `${JSON.stringify(full, null, 2)}\n`);
