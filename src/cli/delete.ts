@@ -11,6 +11,7 @@ import { defaultRuntimeOptions, type RuntimeOptions } from '../service/runtime-o
 import { toTimestamp } from '../service/timestamps';
 import { unmountAll } from '../sys/mounts';
 import type { ShimFlags } from './flags';
+import { withStartLock } from '../daemon/group-membership';
 
 export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
   const bundle = flags.bundle || process.cwd();
@@ -40,7 +41,13 @@ export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
     const address = fs.readFileSync(path.join(bundle, 'address'), 'utf8').trim();
     const socketPath = address.startsWith('{') ? (JSON.parse(address) as { address: string }).address : address;
     const p = socketPath.replace(/^unix:\/\//, '');
-    if (p.startsWith('/') && !(await isAlive(p))) fs.rmSync(p, { force: true });
+    // Under the group's start lock: a concurrent `start` may be creating a new daemon at this
+    // very path, and its fresh socket must not be mistaken for our dead one.
+    if (p.startsWith('/')) {
+      await withStartLock(p, async () => {
+        if (!(await isAlive(p))) fs.rmSync(p, { force: true });
+      });
+    }
   } catch { /* no address file */ }
   for (const p of problems) process.stderr.write(`time="${new Date().toISOString()}" level=warning msg=${JSON.stringify(p)}\n`);
   return DeleteResponse.encode({ pid, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();
