@@ -48,8 +48,10 @@ demo: build
 	$(NODE_BIN)/esbuild contrib/demo.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=build/demo/demo.js
 	node build/demo/demo.js
 
+# Bundled into build/bench/ so the test helpers find the repository two levels up.
 bench: build
-	node bench/run.js
+	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning
+	node build/bench/run.js
 
 clean:
 	rm -rf dist build
