@@ -10,6 +10,23 @@ import * as path from 'node:path';
 import { InvalidArgumentError, NotFoundError } from '../errors';
 import { fileTypeName } from './file-type';
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A directory entry's name, refused unless it is valid UTF-8. Names are bytes: read as strings
+ * (readdir's default) every invalid sequence becomes U+FFFD, so a symlink named `a\xff` and a
+ * regular file named `a\u{fffd}` would both be lstat()ed as the regular file, and the symlink
+ * (or a whole directory of them) never checked. CRIU's image names are ASCII.
+ */
+function utf8Name(dir: string, rel: string, raw: Buffer): string {
+  try {
+    return strictUtf8.decode(raw);
+  } catch {
+    const shown = [...raw].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c && b !== 0x22 ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+    throw new InvalidArgumentError(`checkpoint directory ${dir}: name "${rel === '' ? '' : `${rel}/`}${shown}" is not valid UTF-8; refusing it`);
+  }
+}
+
 /**
  * Walks `dir` with lstat (never following anything) and throws InvalidArgumentError naming the
  * first offending path (relative to `dir`, in sorted walk order) and its type. The top directory
@@ -30,7 +47,7 @@ export async function assertOnlyRegularFilesAndDirs(dir: string): Promise<void> 
   const pending: string[] = [''];
   while (pending.length > 0) {
     const rel = pending.pop() as string;
-    const names = (await fs.promises.readdir(path.join(dir, rel))).sort();
+    const names = (await fs.promises.readdir(path.join(dir, rel), { encoding: 'buffer' })).map((raw) => utf8Name(dir, rel, raw)).sort();
     const subdirs: string[] = [];
     for (const name of names) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
