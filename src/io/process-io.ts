@@ -20,4 +20,8 @@ export interface ProcessIO {
   /** Waits for the output to be fully copied (bounded: a daemonized child can hold a pipe). */
   waitCopied(timeoutMs: number): Promise<void>;
   close(): void;
+  /** Resolves when the IO can take the container's output (a logger binary has signalled). */
+  readonly ready?: Promise<void>;
+  /** Ends whatever the IO runs itself (a logger binary) and resolves when it has gone. */
+  terminate?(): Promise<void>;
 }

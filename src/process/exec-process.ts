@@ -35,6 +35,7 @@ export class ExecProcess extends ShimProcess {
     try {
       await fsp.writeFile(specPath, this.spec, { mode: 0o600 });
       this.io = this.makeIO();
+      await this.io?.ready; // a logger binary must be ready before the process writes
       const terminal = consoleOf(this.io);
       const since = new Date();
       try {

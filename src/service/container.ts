@@ -9,8 +9,6 @@ import type { RuntimeOptions } from './runtime-options';
 
 export class Container {
   readonly execs = new Map<string, ExecProcess>();
-  /** Exec ids reserved by an Exec call in flight (so a duplicate id is refused at once). */
-  readonly reservedExecIds = new Set<string>();
 
   constructor(
     readonly id: string,

@@ -8,11 +8,10 @@ import type * as shim from '../../api/gen/containerd/task/v2/shim';
 import * as ev from '../../api/gen/containerd/events/task';
 import { ProcessDetails } from '../../api/gen/containerd/runc/v1/options';
 import type { Any } from '../../api/gen/google/protobuf/any';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnimplementedError } from '../errors';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
 import type { EventPublisher } from '../events/publisher';
 import { PipeIO } from '../io/pipe-io';
 import { ConsoleIO, consoleOf } from '../io/console-io';
-import { BinaryIO } from '../io/binary-io';
 import { createLogUriIO } from '../io/log-uri';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import type { Logger } from '../log';
@@ -77,12 +76,10 @@ export class TaskService {
   /** Creates the IO for a process (pipes; a terminal or log URI is handled by its own ProcessIO). */
   protected createIO(stdio: StdioPaths, options: RuntimeOptions, containerId = ''): ProcessIO | null {
     if (stdio.terminal) return ConsoleIO.create(stdio);
-    const logIO = stdio.terminal ? null : createLogUriIO(stdio.stdout, {
-      containerId, namespace: this.deps.namespace, owner: options.ioUid || options.ioGid ? { uid: options.ioUid, gid: options.ioGid } : undefined,
-    });
+    const owner = options.ioUid || options.ioGid ? { uid: options.ioUid, gid: options.ioGid } : undefined;
+    const logIO = createLogUriIO(stdio.stdout, { containerId, namespace: this.deps.namespace, owner });
     if (logIO) return logIO;
     if (!stdio.stdin && !stdio.stdout && !stdio.stderr) return null;
-    const owner = options.ioUid || options.ioGid ? { uid: options.ioUid, gid: options.ioGid } : undefined;
     return PipeIO.create(stdio, owner);
   }
 
@@ -118,7 +115,7 @@ export class TaskService {
         ? new RestoredInitProcess(r.id, r.bundle, stdio, runc, options, restore)
         : new InitProcess(r.id, r.bundle, stdio, runc, options);
       io = this.createIO(stdio, options, r.id);
-      if (io instanceof BinaryIO) await io.ready; // the logger must be ready before the container writes
+      await io?.ready; // a logger binary must be ready before the container writes
       await init.create(io);
       // A restore's IO starts in Start, after runc restore (the Go shim copies after Restore too).
       if (!restore) io?.start();
@@ -190,13 +187,13 @@ export class TaskService {
     if (r.execId) {
       const p = c.exec(r.execId);
       await p.delete(IO_DRAIN_TIMEOUT_MS);
-      if (p.io instanceof BinaryIO) await p.io.terminate();
+      await p.io?.terminate?.();
       c.execs.delete(r.execId);
       return { pid: p.pid, exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) };
     }
     const p = c.init;
     await p.delete();
-    if (p.io instanceof BinaryIO) await p.io.terminate(); // as the Go shim, Delete waits for the logger
+    await p.io?.terminate?.(); // as the Go shim, Delete waits for a logger binary to exit
     this.cgroups.untrack(c.id);
     if (c.rootfsMounted) unmountAll(path.join(c.bundle, 'rootfs'));
     this.containers.delete(c.id);
@@ -207,7 +204,7 @@ export class TaskService {
 
   async exec(r: shim.ExecProcessRequest): Promise<void> {
     const c = this.get(r.id);
-    if (c.execs.has(r.execId) || c.reservedExecIds.has(r.execId)) throw new AlreadyExistsError(`id ${r.execId}: already exists`);
+    if (c.execs.has(r.execId)) throw new AlreadyExistsError(`id ${r.execId}: already exists`);
     c.init.check('exec');
     if (!r.spec) throw new InvalidArgumentError('exec process spec is required');
     const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };

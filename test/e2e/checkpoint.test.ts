@@ -273,7 +273,10 @@ describe.each(lanes())('checkpoint/restore [$name]', (lane: Lane) => {
     let atCheckpoint: number;
     try {
       atCheckpoint = await checkpointRunning(c, id, ref);
-      const ex = await c.ctr(['image', 'export', '--skip-manifest-json', '--all-platforms', tarPath, ref], { timeoutMs: 60000 });
+      // --local: containerd 2.1's transfer-API export can end before the tar is complete
+      // ("short read" on import, seen here with either shim); the local export writes it whole.
+      const local = lane.containerd === '2.1' ? ['--local'] : [];
+      const ex = await c.ctr(['image', 'export', ...local, '--skip-manifest-json', '--all-platforms', tarPath, ref], { timeoutMs: 60000 });
       expectExit(c, ex, 0);
     } finally {
       await killAndRemove(c, id).catch(() => undefined);
