@@ -1,92 +1,52 @@
-// `file:///path/to/log` stdio (`ctr run --log-uri file://…`), as containerd-shim-runc-v2 does
-// it (pkg/process/io.go, scheme "file"): the parent directories are created (0755), the file is
-// created if missing (0644), and the container's stdout and stderr — through real pipes, as
-// for FIFOs — are both appended to it. The file is closed once both streams reached EOF.
+// `file:///path/to/log` stdio (`ctr run --log-uri file://…`). As containerd-shim-runc-v2 does,
+// the parent directories are created (0755) and the file is created if missing (0644), and the
+// container's stdout and stderr both go to it. Unlike the Go shim, which copies two pipes into
+// the file (so a line of one stream can be cut by a chunk of the other), the container gets the
+// file itself, opened O_APPEND, as its fds 1 and 2: every write the container makes is one
+// atomic append, both streams keep their order, and the shim copies nothing.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type * as net from 'node:net';
 import type { StdioOptions } from 'node:child_process';
-import { pipe2 } from '../sys/native';
-import { pipeReader } from './fifo';
 import type { ProcessIO } from './process-io';
 
 export class FileIO implements ProcessIO {
-  private childFds: (number | 'ignore')[] = ['ignore', 'ignore', 'ignore'];
-  private readonly readers: net.Socket[] = [];
-  private file: fs.WriteStream | null = null;
-  private copied: Promise<void> = Promise.resolve();
+  private fd: number | null;
 
-  private constructor(readonly filePath: string) {}
+  private constructor(readonly filePath: string, fd: number) {
+    this.fd = fd;
+  }
 
   static create(uri: URL, owner?: { uid: number; gid: number }): FileIO {
     const filePath = decodeURIComponent(uri.pathname);
     fs.mkdirSync(path.dirname(filePath), { recursive: true, mode: 0o755 });
-    fs.closeSync(fs.openSync(filePath, fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_WRONLY, 0o644));
-    const io = new FileIO(filePath);
+    const existed = fs.existsSync(filePath);
+    const fd = fs.openSync(filePath, fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_WRONLY, 0o644);
     try {
-      for (const n of [1, 2] as const) {
-        const [r, w] = pipe2({ cloexec: true });
-        io.childFds[n] = w;
-        io.readers.push(pipeReader(r));
-        if (owner) fs.fchownSync(w, owner.uid, owner.gid);
-      }
+      if (owner && !existed) fs.fchownSync(fd, owner.uid, owner.gid);
     } catch (err) {
-      io.close();
+      fs.closeSync(fd);
       throw err;
     }
-    return io;
+    return new FileIO(filePath, fd);
   }
 
   childStdio(): StdioOptions {
-    return this.childFds;
+    return this.fd === null ? ['ignore', 'ignore', 'ignore'] : ['ignore', this.fd, this.fd];
   }
 
+  /** runc has handed the file to the container; the shim keeps no copy of it. */
   closeChildEnds(): void {
-    for (let i = 0; i < 3; i++) {
-      const fd = this.childFds[i];
-      if (typeof fd === 'number') {
-        try { fs.closeSync(fd); } catch { /* already closed */ }
-      }
-      this.childFds[i] = 'ignore';
+    if (this.fd !== null) {
+      try { fs.closeSync(this.fd); } catch { /* already closed */ }
+      this.fd = null;
     }
   }
 
-  /** Appends both streams to the one file (O_APPEND: concurrent writers never overwrite). */
-  start(): void {
-    const file = fs.createWriteStream(this.filePath, { flags: 'a' });
-    this.file = file;
-    file.on('error', () => { for (const r of this.readers) r.destroy(); });
-    const copies = this.readers.map((reader) => new Promise<void>((resolve) => {
-      reader.on('data', (chunk: Buffer) => {
-        if (!file.write(chunk)) {
-          reader.pause();
-          file.once('drain', () => reader.resume());
-        }
-      });
-      reader.once('end', () => resolve());
-      reader.once('error', () => resolve());
-      reader.once('close', () => resolve());
-    }));
-    this.copied = Promise.all(copies).then(() => new Promise<void>((resolve) => {
-      if (file.destroyed) resolve();
-      else file.end(() => resolve());
-    }));
-  }
-
+  start(): void { /* the container writes to the file itself */ }
   closeStdin(): void { /* a log URI carries no stdin */ }
-
-  async waitCopied(timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.copied,
-      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); }),
-    ]);
-    if (timer) clearTimeout(timer);
-  }
+  async waitCopied(): Promise<void> { /* nothing is copied by the shim */ }
 
   close(): void {
     this.closeChildEnds();
-    for (const r of this.readers) r.destroy();
-    if (this.file && !this.file.writableEnded) this.file.end();
   }
 }
