@@ -320,6 +320,12 @@ export const CORPUS: CorpusCase[] = [
     expect: refused(/not valid UTF-8/),
   },
   {
+    id: 'utf8-lossy-collision',
+    description: 'symlink named a\\xff → /etc/shadow beside a regular file named a\\u{fffd}: one name once decoded lossily',
+    archive: () => buildTar([file('a\u{fffd}', 'decoy'), { ...symlink('x', '/etc/shadow'), name: Buffer.from([0x61, 0xff]) }]),
+    expect: refused(/not valid UTF-8/),
+  },
+  {
     id: 'legit-checkpoint',
     description: 'control: a plausible CRIU checkpoint with GNU/PAX long names staged intact',
     archive: () =>

@@ -7,29 +7,20 @@
 // restore`, so the shim sees what it would see from a crafted checkpoint image.
 // ferry-only: the Go shim has none of these checks.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Containerd } from '../helpers/containerd';
-import { findShimDaemons, listProcs, mountsUnder, waitFor } from '../helpers/procfs';
+import { findShimDaemons, waitFor } from '../helpers/procfs';
+import { CRIU_TAR, ctrOk, ingestCheckpoint, restoreLeftovers, rootfsMounts, findCtrdRestore, type Desc } from '../helpers/checkpoint-content';
 import { runcOptions, TasksClient } from '../helpers/containerd-api';
-import { ctrRunDetached, expectExit, isGoShim, lanes, taskRow, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
+import { ctrRunDetached, expectExit, isGoShim, lanes, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
 import type { Any } from '../../api/gen/google/protobuf/any';
 import type { Mount } from '../../api/gen/containerd/types/mount';
 
 jest.setTimeout(180000);
 
-const CRIU_TAR = 'application/vnd.containerd.container.criu.checkpoint.criu.tar';
 const COUNTER = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
-
-interface Desc { mediaType: string; digest: string; size: number }
-
-async function ctrOk(c: Containerd, args: string[], input?: Buffer): Promise<string> {
-  const r = await c.ctr(args, { input, timeoutMs: 90000 });
-  expectExit(c, r, 0);
-  return r.stdout;
-}
 
 /** The descriptor of the CRIU tar in a checkpoint image. */
 async function criuTarOf(c: Containerd, ref: string): Promise<Desc> {
@@ -51,21 +42,6 @@ async function contentBytes(c: Containerd, digest: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Puts bytes into the content store; returns their descriptor. */
-async function ingest(c: Containerd, data: Buffer): Promise<Desc> {
-  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-  // Unreferenced content is garbage-collected at the next GC (which a previous test's removals
-  // may have scheduled) and ctr ingest takes no lease: label it a GC root, retrying if the GC
-  // won the race.
-  for (let attempt = 0; ; attempt++) {
-    await ctrOk(c, ['content', 'ingest', '--expected-size', String(data.length), '--expected-digest', digest, `crafted-${digest.slice(7, 19)}`], data);
-    const r = await c.ctr(['content', 'label', digest, 'containerd.io/gc.root=ferry-test']);
-    if (r.code === 0) break;
-    if (attempt >= 5) expectExit(c, r, 0);
-  }
-  return { mediaType: CRIU_TAR, digest, size: data.length };
-}
-
 /** Unpacks a tar, lets `edit` change the tree, packs it again (GNU tar keeps symlinks/FIFOs as such). */
 function editTar(tar: Buffer, edit: (dir: string) => void): Buffer {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-craft-'));
@@ -79,29 +55,6 @@ function editTar(tar: Buffer, edit: (dir: string) => void): Buffer {
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-}
-
-/** The rootfs mounts of a container's snapshot, from `ctr snapshots mounts`. */
-async function rootfsMounts(c: Containerd, key: string): Promise<Mount[]> {
-  const out = (await ctrOk(c, ['snapshots', 'mounts', '/unused', key])).trim();
-  const m = /^mount -t (\S+) (\S+) \S+(?: -o (\S+))?$/.exec(out);
-  if (!m) throw new Error(`unexpected snapshot mounts: ${out}`);
-  return [{ type: m[1]!, source: m[2]!, target: '', options: m[3] ? m[3].split(',') : [] }];
-}
-
-function findCtrdRestore(dir: string): string[] {
-  const found: string[] = [];
-  const walk = (d: string, depth: number) => {
-    let entries: fs.Dirent[];
-    try { entries = fs.readdirSync(d, { withFileTypes: true }); } catch { return; }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.name === 'ctrd-restore') found.push(p);
-      else if (e.isDirectory() && depth < 6 && e.name !== 'rootfs') walk(p, depth + 1);
-    }
-  };
-  walk(dir, 0);
-  return found;
 }
 
 const ferryLanes = lanes().filter((l) => !isGoShim(l));
@@ -147,18 +100,7 @@ describeFerry('restore refusals [$name]', (lane: Lane) => {
   }
 
   async function expectNothingLeft(c: Containerd, id: string): Promise<void> {
-    expect(await taskRow(c, id)).toBeUndefined();
-    // containerd calls Delete and Shutdown after a failed Create: the shim daemon goes away.
-    const gone = await waitFor(() => findShimDaemons(c.address, id).length === 0 || undefined, 10000, 100);
-    expect(gone).toBe(true);
-    expect(mountsUnder(c.state)).toEqual([]);
-    expect(findCtrdRestore(c.state)).toEqual([]);
-    expect(findCtrdRestore(c.root)).toEqual([]);
-    // No process runs with a root inside this containerd's state (a half-restored container).
-    const stray = listProcs().filter((p) => {
-      try { return fs.readlinkSync(`/proc/${p.pid}/root`).startsWith(c.state); } catch { return false; }
-    });
-    expect(stray).toEqual([]);
+    expect(await restoreLeftovers(c, id)).toEqual([]);
   }
 
   async function expectRefused(c: Containerd, prefix: string, opts: { checkpoint?: Desc; options?: Any }, message: RegExp): Promise<void> {
@@ -195,20 +137,20 @@ describeFerry('restore refusals [$name]', (lane: Lane) => {
 
   test(`checkpoint content with a symlink is refused before CRIU reads it [${lane.name}]`, async () => {
     const c = containerd();
-    const crafted = await ingest(c, editTar(baseTar, (d) => fs.symlinkSync('/etc/shadow', path.join(d, 'evil.img'))));
+    const crafted = await ingestCheckpoint(c, editTar(baseTar, (d) => fs.symlinkSync('/etc/shadow', path.join(d, 'evil.img'))));
     await expectRefused(c, 'symlink', { checkpoint: crafted }, /evil\.img.*symlink|symlink.*evil\.img/i);
   });
 
   test(`checkpoint content with a FIFO is refused [${lane.name}]`, async () => {
     const c = containerd();
-    const crafted = await ingest(c, editTar(baseTar, (d) => execFileSync('mkfifo', [path.join(d, 'pipe.img')])));
+    const crafted = await ingestCheckpoint(c, editTar(baseTar, (d) => execFileSync('mkfifo', [path.join(d, 'pipe.img')])));
     await expectRefused(c, 'fifo', { checkpoint: crafted }, /pipe\.img/);
   });
 
   test(`a checkpoint taken inside a pod is refused outside one [${lane.name}]`, async () => {
     const c = containerd();
     const spec = { annotations: { 'io.kubernetes.cri.sandbox-id': 'abc123', 'io.kubernetes.cri.container-type': 'container' }, linux: { namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }] } };
-    const crafted = await ingest(c, editTar(baseTar, (d) => fs.writeFileSync(path.join(d, 'spec.dump'), JSON.stringify(spec))));
+    const crafted = await ingestCheckpoint(c, editTar(baseTar, (d) => fs.writeFileSync(path.join(d, 'spec.dump'), JSON.stringify(spec))));
     await expectRefused(c, 'pod', { checkpoint: crafted }, /inside a pod \(io\.kubernetes\.cri\.sandbox-id=abc123\) and the target container is not in one/);
   });
 
@@ -216,7 +158,7 @@ describeFerry('restore refusals [$name]', (lane: Lane) => {
     const c = containerd();
     // ctr's default spec: pid, ipc, uts, mount, network namespaces of its own.
     const spec = { annotations: {}, linux: { namespaces: [{ type: 'pid' }, { type: 'ipc', path: '/proc/1/ns/ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }] } };
-    const crafted = await ingest(c, editTar(baseTar, (d) => fs.writeFileSync(path.join(d, 'spec.dump'), JSON.stringify(spec))));
+    const crafted = await ingestCheckpoint(c, editTar(baseTar, (d) => fs.writeFileSync(path.join(d, 'spec.dump'), JSON.stringify(spec))));
     await expectRefused(c, 'nsshare', { checkpoint: crafted }, /ipc namespace is shared, the target's is private/);
   });
 
