@@ -73,19 +73,24 @@ export class GroupMembership {
   }
 
   /**
-   * Wraps the task services' Create so the reservation ends once the task service counts the
-   * container (TaskService.create marks the id as creating synchronously, before its first await).
+   * Wraps the task services' Create and Shutdown so a reservation ends once the task service
+   * counts the container (TaskService.create marks the id as creating synchronously, before its
+   * first await), or when containerd shuts that id down without ever creating it (a failed
+   * create, or a `start` that containerd gave up on) — else Shutdown would wait for the TTL.
+   * Both requests carry the container id as field 1, so one decoder serves both.
    */
-  wrapCreate(services: RawService[], decodeId: (payload: Buffer) => string): RawService[] {
+  wrapCreateAndShutdown(services: RawService[], decodeId: (payload: Buffer) => string): RawService[] {
+    const releasing = (method: RawHandler | undefined): RawHandler | undefined => method && ((payload, ctx) => {
+      try { this.release(decodeId(payload)); } catch { /* undecodable: the call fails on its own */ }
+      return method(payload, ctx);
+    });
     return services.map((s) => {
-      const create = s.methods.Create;
-      if (!create) return s;
-      const wrapped: RawHandler = (payload, ctx) => {
-        const result = create(payload, ctx);
-        try { this.release(decodeId(payload)); } catch { /* undecodable: Create fails on its own */ }
-        return result;
-      };
-      return { name: s.name, methods: { ...s.methods, Create: wrapped } };
+      const methods = { ...s.methods };
+      for (const name of ['Create', 'Shutdown']) {
+        const wrapped = releasing(methods[name]);
+        if (wrapped) methods[name] = wrapped;
+      }
+      return { name: s.name, methods };
     });
   }
 }

@@ -13,12 +13,15 @@ describe('group membership', () => {
   beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-group-')); });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  test('join reserves the id; Create releases it; close() unlinks the socket so later joins find nothing', async () => {
+  test('join reserves the id; Create or Shutdown of that id releases it; close() unlinks the socket so later joins find nothing', async () => {
     const sock = path.join(dir, 's');
     const expired: number[] = [];
     const m = new GroupMembership(() => expired.push(1));
     const released: string[] = [];
-    const [svc] = m.wrapCreate([{ name: 'containerd.task.v2.Task', methods: { Create: async (p) => { released.push(String(m.pending)); return p; } } }], (p) => p.toString());
+    const [svc] = m.wrapCreateAndShutdown([{ name: 'containerd.task.v2.Task', methods: {
+      Create: async (p) => { released.push(String(m.pending)); return p; },
+      Shutdown: async (p) => p,
+    } }], (p) => p.toString());
     const listener = new ShimListener([svc!, m.service()]);
     await listener.listenPath(sock);
     try {
@@ -27,6 +30,10 @@ describe('group membership', () => {
       expect(m.pending).toBe(2);
       await svc!.methods.Create!(Buffer.from('c1'), { metadata: new Map() });
       expect(m.pending).toBe(1);
+      // containerd shuts c2 down without creating it (its Create failed before reaching us).
+      await svc!.methods.Shutdown!(Buffer.from('c2'), { metadata: new Map() });
+      expect(m.pending).toBe(0);
+      expect(await joinGroup(sock, 'c5')).toBe('joined');
       m.close(sock);
       expect(m.closing).toBe(true);
       expect(m.pending).toBe(0);
