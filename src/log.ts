@@ -21,7 +21,7 @@ function quoteIfNeeded(v: unknown): string {
 /** logrus TextFormatter (no colours): time="RFC3339Nano" level=… msg="…" fields sorted. */
 export function formatLogrus(info: { level: string; message: unknown; [k: string]: unknown }, now = new Date()): string {
   const fields = Object.keys(info)
-    .filter((k) => k !== 'level' && k !== 'message' && typeof k === 'string')
+    .filter((k) => k !== 'level' && k !== 'message' && info[k] !== undefined)
     .sort()
     .map((k) => `${k}=${quoteIfNeeded(info[k])}`);
   const level = info.level === 'warn' ? 'warning' : info.level;
