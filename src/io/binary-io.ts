@@ -12,6 +12,7 @@ import { reaper } from '../process/reaper';
 import { pipe2 } from '../sys/native';
 import { pipeReader } from './fifo';
 import type { ProcessIO } from './process-io';
+import { closeChildFds, type ChildFds } from './child-fds';
 
 /** How long the logger has to exit after SIGTERM before it is killed (as the Go shim). */
 export const LOGGER_TERM_TIMEOUT_MS = 12_000;
@@ -40,7 +41,7 @@ export function binaryLoggerFromUri(uri: URL): BinaryLogger {
 export class BinaryIO implements ProcessIO {
   /** Resolves when the logger signalled readiness (or closed fd 5); rejects if it failed to start. */
   readonly ready: Promise<void>;
-  private childFds: (number | 'ignore')[] = ['ignore', 'ignore', 'ignore'];
+  private childFds: ChildFds = ['ignore', 'ignore', 'ignore'];
   private readonly logger: ChildProcess;
   private readonly exited: Promise<void>;
   private terminating: Promise<void> | null = null;
@@ -113,13 +114,7 @@ export class BinaryIO implements ProcessIO {
    * delete; the logger gets SIGTERM then either way).
    */
   closeChildEnds(): void {
-    for (let i = 0; i < 3; i++) {
-      const fd = this.childFds[i];
-      if (typeof fd === 'number') {
-        try { fs.closeSync(fd); } catch { /* already closed */ }
-      }
-      this.childFds[i] = 'ignore';
-    }
+    closeChildFds(this.childFds);
   }
 
   start(): void { /* the container writes to the logger directly */ }

@@ -11,10 +11,11 @@ import type { StdioOptions } from 'node:child_process';
 import { pipe2 } from '../sys/native';
 import { closeAfterFlush, openInputFifo, openOutputFifo, pipeReader, pipeWriter } from './fifo';
 import type { ProcessIO, StdioPaths } from './process-io';
+import { closeChildFds, type ChildFds } from './child-fds';
 
 export class PipeIO implements ProcessIO {
   /** fds handed to runc as the container's 0/1/2 ('ignore' = /dev/null). */
-  private childFds: (number | 'ignore')[] = ['ignore', 'ignore', 'ignore'];
+  private childFds: ChildFds = ['ignore', 'ignore', 'ignore'];
   private stdinKeeper: number | null = null;
   private stdinWriter: net.Socket | null = null;
   private readonly copies: Promise<void>[] = [];
@@ -53,13 +54,7 @@ export class PipeIO implements ProcessIO {
 
   /** After runc has handed the child ends to the container, the shim must not hold them. */
   closeChildEnds(): void {
-    for (let i = 0; i < 3; i++) {
-      const fd = this.childFds[i];
-      if (typeof fd === 'number') {
-        try { fs.closeSync(fd); } catch { /* already closed */ }
-      }
-      this.childFds[i] = 'ignore';
-    }
+    closeChildFds(this.childFds);
   }
 
   /** Opens containerd's FIFOs and starts copying. */
