@@ -58,6 +58,7 @@ export class ExecProcess extends ShimProcess {
       });
     } catch (err) {
       this.io?.close();
+      if (!this.pid) this.releaseWaitersWithoutExit();
       throw err;
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });

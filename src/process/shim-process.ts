@@ -44,6 +44,14 @@ export abstract class ShimProcess {
     return this.exited;
   }
 
+  /**
+   * The process never ran (its start failed): release Wait callers now, as the Go shim closes
+   * an exec's waitBlock when `runc exec` fails, instead of leaving them until Delete.
+   */
+  protected releaseWaitersWithoutExit(): void {
+    this.resolveExited();
+  }
+
   protected markDeletedWithoutExit(): void {
     if (!this.exitedAt) {
       this.exitedAt = new Date();

@@ -91,6 +91,22 @@ describe.each(lanes())('exec [$name]', (lane) => {
     expectExit(c, await exec('e-missing', ['sh', '-c', 'exit 4']), 4);
   });
 
+  test(`a failed exec start releases its waiters at once, before any delete [${lane.name}]`, async () => {
+    const c = containerd();
+    const spec = { args: ['nosuch-binary'], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } };
+    await callTasks(c, 'exec', {
+      containerId: id, execId: 'e-fail-wait',
+      spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(spec)) },
+    });
+    const waiting = callTasks(c, 'wait', { containerId: id, execId: 'e-fail-wait' }, 10000);
+    await expect(callTasks(c, 'start', { containerId: id, execId: 'e-fail-wait' })).rejects.toMatchObject({
+      details: expect.stringContaining('executable file not found'),
+    });
+    await expect(waiting).resolves.toBeDefined();
+    await callTasks(c, 'deleteProcess', { containerId: id, execId: 'e-fail-wait' });
+    expect((await waitForStatus(c, id, 'RUNNING')).status).toBe('RUNNING');
+  });
+
   test(`exec events: exec-added, exec-started, exit with the exec id; no task delete [${lane.name}]`, async () => {
     const c = containerd();
     const execId = 'e-events';
