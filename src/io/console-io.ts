@@ -18,6 +18,9 @@ import type { ProcessIO, StdioPaths } from './process-io';
 export const CONSOLE_RECEIVE_TIMEOUT_MS = 30000;
 
 /** Backoff bounds while the terminal's input queue is full (the process is not reading). */
+/** Draining the master after its read side ended: retries while nothing comes, and their pace. */
+const DRAIN_IDLE_TRIES = 200;
+const DRAIN_RETRY_MS = 5;
 const WRITE_RETRY_MIN_MS = 1;
 const WRITE_RETRY_MAX_MS = 50;
 
@@ -105,8 +108,10 @@ export class ConsoleIO implements ProcessIO {
       if (ended) return;
       ended = true;
       reader.destroy();
-      if (fifo) closeAfterFlush(fifo, () => this.resolveCopied());
-      else this.resolveCopied();
+      void this.drainAfterEnd((chunk) => { fifo?.write(chunk); }).then(() => {
+        if (fifo) closeAfterFlush(fifo, () => this.resolveCopied());
+        else this.resolveCopied();
+      });
     };
     reader.on('data', (chunk: Buffer) => {
       if (fifo && !fifo.write(chunk)) {
@@ -132,6 +137,34 @@ export class ConsoleIO implements ProcessIO {
       // As the Go shim does when its stdin copy ends: shut the console down.
       input.once('end', () => this.shutdown());
       input.once('error', () => this.shutdown());
+    }
+  }
+
+  /**
+   * The master's read side can end (read() returns 0 while the kernel hangs the terminal up,
+   * or EIO) before everything the process wrote has been read: seen here as `seq 1 3000; exit`
+   * losing its last KiB. As containerd's epoll console treats those as temporary, keep reading
+   * through our own descriptor of the master until EIO says the other side is closed and
+   * nothing is left, bounded in case the process still holds the terminal.
+   */
+  private async drainAfterEnd(emit: (chunk: Buffer) => void): Promise<void> {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (let idle = 0; idle < DRAIN_IDLE_TRIES;) {
+      const fd = this.controlFd;
+      if (fd === null) return;
+      let n = 0;
+      try {
+        n = fs.readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return; // EIO: all read
+      }
+      if (n > 0) {
+        emit(Buffer.from(buf.subarray(0, n)));
+        idle = 0;
+      } else {
+        idle++;
+        await new Promise((r) => setTimeout(r, DRAIN_RETRY_MS));
+      }
     }
   }
 
