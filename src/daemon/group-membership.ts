@@ -27,7 +27,7 @@ export class GroupMembership {
   private readonly reservations = new Map<string, NodeJS.Timeout>();
   private closingFlag = false;
 
-  /** @param onIdle called when a reservation expires and nothing else keeps the daemon alive. */
+  /** @param onExpired called when a reservation expires and nothing else keeps the daemon alive. */
   constructor(private readonly onExpired: () => void) {}
 
   get pending(): number { return this.reservations.size; }

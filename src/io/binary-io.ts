@@ -101,8 +101,6 @@ export class BinaryIO implements ProcessIO {
     return new BinaryIO(binaryLoggerFromUri(uri), containerId, namespace, owner);
   }
 
-  get loggerPid(): number | undefined { return this.logger.pid; }
-
   /** The container gets /dev/null as stdin (the Go shim's binaryIO has none) and the pipes' write ends. */
   childStdio(): StdioOptions {
     return this.childFds;

@@ -7,7 +7,6 @@
 //
 // A container can exit before the shim has even read its pid file: exits of pids nobody has
 // claimed yet are kept (with the time they were seen) and handed over when the pid is claimed.
-import { EventEmitter } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
 import { listChildren } from '../sys/children';
 import { waitpidNoHang } from '../sys/native';
@@ -25,7 +24,7 @@ type ExitListener = (exit: Exit) => void;
 const UNCLAIMED_TTL_MS = 5 * 60_000;
 const MAX_UNCLAIMED = 4096;
 
-export class Reaper extends EventEmitter {
+export class Reaper {
   private readonly libuvChildren = new Set<number>();
   private readonly claims = new Map<number, ExitListener>();
   private readonly unclaimed = new Map<number, Exit>();
@@ -106,7 +105,6 @@ export class Reaper extends EventEmitter {
     } else {
       this.keepUnclaimed(exit);
     }
-    this.emit('exit', exit);
   }
 
   private keepUnclaimed(exit: Exit): void {

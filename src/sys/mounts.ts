@@ -2,7 +2,6 @@
 // `<bundle>/rootfs`, and unmounting it again. Option parsing follows containerd's
 // mount_linux.go: known words become MS_* flags, propagation words are applied in a second
 // mount call, everything else is filesystem data (e.g. overlay's lowerdir=...).
-import * as fs from 'node:fs';
 import { MNT_DETACH, MS, mount, umount2 } from './native';
 
 export interface MountSpec { type: string; source: string; target?: string; options: string[] }
@@ -72,14 +71,4 @@ export function unmountAll(target: string): void {
       throw err;
     }
   }
-}
-
-/** Whether anything is mounted at or below `dir` (from /proc/self/mountinfo). */
-export function hasMountsUnder(dir: string): boolean {
-  const prefix = dir.endsWith('/') ? dir : dir + '/';
-  const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').some((line) => {
-    const mp = line.split(' ')[4];
-    return mp !== undefined && (mp === dir || mp.startsWith(prefix));
-  });
 }
