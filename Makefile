@@ -15,9 +15,8 @@ setup:
 
 deps: node_modules/.installed
 node_modules/.installed: package.json package-lock.json binding.gyp native/ferry_sys.c
-	# npm install, not npm ci: npm 11's ci rejects this lock file for missing optional
-	# binaries of other platforms (@unrs/resolver-binding-*); install honours the lock all the same.
-	npm install --no-audit --no-fund
+	# npm ci: installs exactly the lock file and never rewrites it, so a fresh clone stays clean.
+	npm ci --no-audit --no-fund
 	npm exec -c 'node-gyp rebuild'
 	touch $@
 
