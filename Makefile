@@ -33,6 +33,7 @@ build: deps
 
 install: build
 	ln -sf $(CURDIR)/shim/containerd-shim-ferry-v2 /usr/local/bin/containerd-shim-ferry-v2
+	ln -sf $(CURDIR)/shim/ferry /usr/local/bin/ferry
 
 test: test-unit test-e2e
 

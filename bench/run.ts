@@ -68,9 +68,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   const log = (msg: string) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}`);
 
-  const distPath = path.join(REPO_ROOT, 'dist', 'ferry.js');
-  if (!fs.existsSync(distPath)) throw new Error('dist/ferry.js missing: run `make build` (node contrib/bundle.js) first');
-  // Every ferry shim loads dist/ferry.js when it starts: a rebuild during the run means later
+  const distPath = path.join(REPO_ROOT, 'dist', 'shim.js');
+  if (!fs.existsSync(distPath)) throw new Error('dist/shim.js missing: run `make build` (node contrib/bundle.js) first');
+  // Every ferry shim loads dist/shim.js when it starts: a rebuild during the run means later
   // samples measured other code (and a shim started mid-write can crash). Flag it.
   const distMtimeAtStart = fs.statSync(distPath).mtimeMs;
   // containerd copies this process's environment (PATH, NODE_EXTRA_CA_CERTS) and passes it to
@@ -112,7 +112,7 @@ async function main(): Promise<void> {
   }
   const full = run as VariantRecord;
   if (fs.statSync(distPath).mtimeMs !== distMtimeAtStart) {
-    full.warnings = [...(full.warnings ?? []), 'dist/ferry.js was rebuilt during this run: ferry figures mix builds, and failures may come from a half-written bundle'];
+    full.warnings = [...(full.warnings ?? []), 'dist/shim.js was rebuilt during this run: ferry figures mix builds, and failures may come from a half-written bundle'];
     log(`WARNING: ${full.warnings[full.warnings.length - 1]}`);
   }
   const outDir = path.join(REPO_ROOT, 'build', 'bench');

@@ -1,4 +1,4 @@
-// Staging speed: src/checkpoint/archive-staging.ts's stageCheckpointArchive (the defensive
+// Staging speed: src/format/archive-staging.ts's stageCheckpointArchive (the defensive
 // unpacker ferry uses for untrusted checkpoint archives) against GNU `tar -xf` of the same
 // archive, plain tar and tar+gzip. The archive looks like a CRIU checkpoint: a few large page
 // images (half random, half zero pages: CRIU images of real processes compress partly) plus
@@ -14,8 +14,8 @@ import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { stageCheckpointArchive } from '../src/checkpoint/archive-staging';
-import type { WarnLogger } from '../src/checkpoint/warn-logger';
+import { stageCheckpointArchive } from '../src/format/archive-staging';
+import type { WarnLogger } from '../src/format/warn-logger';
 import { BenchContext, envCount } from './context';
 import { msSince, ratio, summarize, Summary } from './stats';
 

@@ -6,13 +6,13 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
 import type { RuntimeOptions } from '../service/runtime-options';
-import { mergeRestoredAnnotations } from './annotations';
-import { isArchiveFile, removeStagingDir, stageCheckpointArchive } from './archive-staging';
-import { assertOnlyRegularFilesAndDirs } from './checkpoint-dir-check';
+import { mergeRestoredAnnotations } from '../format/annotations';
+import { isArchiveFile, removeStagingDir, stageCheckpointArchive } from '../format/archive-staging';
+import { assertOnlyRegularFilesAndDirs } from '../format/checkpoint-dir-check';
 import { criuWorkDir } from './checkpoint';
 import { ensureCriu, type CriuInfo } from './criu';
-import { readCheckpointJson } from './safe-read';
-import type { WarnLogger } from './warn-logger';
+import { readCheckpointJson } from '../format/safe-read';
+import type { WarnLogger } from '../format/warn-logger';
 
 /** The parts of an OCI spec the restore checks look at. */
 export interface SpecForRestore {

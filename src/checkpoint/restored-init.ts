@@ -8,7 +8,7 @@ import type { ProcessIO, StdioPaths } from '../io/process-io';
 import { InitProcess, type InitOptions } from '../process/init-process';
 import { readPidFile } from '../process/pid-file';
 import type { Runc } from '../runc/runc';
-import { removeStagingDir } from './archive-staging';
+import { removeStagingDir } from '../format/archive-staging';
 import type { RestorePlan } from './restore';
 
 export class RestoredInitProcess extends InitProcess {

@@ -3,8 +3,8 @@
 // Shutdown and no container is left.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ShimFlags } from '../cli/flags';
-import { LISTEN_FD } from '../cli/start';
+import type { ShimFlags } from '../shim-actions/flags';
+import { LISTEN_FD } from '../shim-actions/start';
 import { EventPublisher } from '../events/publisher';
 import { createLogger } from '../log';
 import { reaper } from '../process/reaper';

@@ -26,7 +26,7 @@ import { Container } from './container';
 import { checkpointContainer, decodeCheckpointOptions } from '../checkpoint/checkpoint';
 import { prepareRestore, type RestorePlan } from '../checkpoint/restore';
 import { RestoredInitProcess } from '../checkpoint/restored-init';
-import { removeStagingDir } from '../checkpoint/archive-staging';
+import { removeStagingDir } from '../format/archive-staging';
 import { decodeRuntimeOptions, type RuntimeOptions } from './runtime-options';
 import { toTimestamp } from './timestamps';
 import { ContainerCgroups } from '../cgroups/container-cgroups';

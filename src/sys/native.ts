@@ -62,7 +62,7 @@ let addon: Addon | undefined;
 
 /**
  * The package root: the nearest directory above `from` holding binding.gyp. Walking up works
- * both for src/sys/*.ts (ts-jest) and for the esbuild bundle dist/ferry.js.
+ * both for src/sys/*.ts (ts-jest) and for the esbuild bundle dist/shim.js.
  */
 export function findPackageRoot(from: string = __dirname): string {
   for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {

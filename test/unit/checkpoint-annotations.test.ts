@@ -1,4 +1,4 @@
-import { dropCdiAnnotations, isCdiAnnotation, mergeRestoredAnnotations } from '../../src/checkpoint/annotations';
+import { dropCdiAnnotations, isCdiAnnotation, mergeRestoredAnnotations } from '../../src/format/annotations';
 import { recordingLogger } from '../corpus/fs-snapshot';
 
 test.each([

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { stageCheckpointArchive, STAGING_DIR_NAME } from '../../src/checkpoint/archive-staging';
+import { stageCheckpointArchive, STAGING_DIR_NAME } from '../../src/format/archive-staging';
 import { InvalidArgumentError } from '../../src/errors';
 import { CORPUS, CorpusEntry, generateCorpus } from '../corpus/generate-malicious';
 import { recordingLogger, snapshotTree } from '../corpus/fs-snapshot';

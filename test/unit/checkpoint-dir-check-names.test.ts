@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { assertOnlyRegularFilesAndDirs } from '../../src/checkpoint/checkpoint-dir-check';
+import { assertOnlyRegularFilesAndDirs } from '../../src/format/checkpoint-dir-check';
 import { InvalidArgumentError } from '../../src/errors';
 
 let dir: string;

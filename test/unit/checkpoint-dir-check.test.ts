@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { assertOnlyRegularFilesAndDirs } from '../../src/checkpoint/checkpoint-dir-check';
+import { assertOnlyRegularFilesAndDirs } from '../../src/format/checkpoint-dir-check';
 import { InvalidArgumentError, NotFoundError } from '../../src/errors';
 
 let tmp: string;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readCheckpointFile, readCheckpointJson } from '../../src/checkpoint/safe-read';
+import { readCheckpointFile, readCheckpointJson } from '../../src/format/safe-read';
 import { InvalidArgumentError, NotFoundError } from '../../src/errors';
 
 let tmp: string;

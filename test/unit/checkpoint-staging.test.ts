@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   isArchiveFile, removeStagingDir, stageCheckpointArchive, STAGING_DIR_NAME,
-} from '../../src/checkpoint/archive-staging';
+} from '../../src/format/archive-staging';
 import { InvalidArgumentError, NotFoundError } from '../../src/errors';
 import { recordingLogger, snapshotTree } from '../corpus/fs-snapshot';
 import { buildTar, file, symlink } from '../corpus/tar-writer';

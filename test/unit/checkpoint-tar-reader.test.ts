@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { openArchiveStream, readTarEntries, TarEntryHeader, TarFormatError } from '../../src/checkpoint/tar-reader';
+import { openArchiveStream, readTarEntries, TarEntryHeader, TarFormatError } from '../../src/format/tar-reader';
 import { buildTar, file, gnuLongName, header, pax, zstdStored } from '../corpus/tar-writer';
 
 let tmp: string;

@@ -1,6 +1,6 @@
 // Real system calls through the ferry_sys addon (we run as root). Tests that change process-wide
 // state (becoming a subreaper) or need a clean exit run in a separate node process, built from
-// src/sys with esbuild the way dist/ferry.js is, which also checks that the bundle finds the addon.
+// src/sys with esbuild the way dist/shim.js is, which also checks that the bundle finds the addon.
 import { execFileSync, spawn } from 'child_process';
 import { buildSync } from 'esbuild';
 import * as fs from 'fs';

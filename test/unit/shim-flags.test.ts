@@ -1,6 +1,6 @@
-import { parseFlags } from '../../src/cli/flags';
-import { bootstrapChoice, bootstrapText } from '../../src/cli/bootstrap';
-import { groupIdFor, socketPathFor } from '../../src/cli/socket-address';
+import { parseFlags } from '../../src/shim-actions/flags';
+import { bootstrapChoice, bootstrapText } from '../../src/shim-actions/bootstrap';
+import { groupIdFor, socketPathFor } from '../../src/shim-actions/socket-address';
 import { createHash } from 'crypto';
 
 describe('shim flags (Go flag syntax)', () => {

@@ -3,7 +3,7 @@
 //   delete  clean up a bundle whose daemon is gone, print a DeleteResponse
 //   (none)  the daemon itself
 // Modules are required lazily so `start` loads only what it needs.
-import { parseFlags } from './cli/flags';
+import { parseFlags } from './shim-actions/flags';
 
 export const VERSION = '0.1.0';
 
@@ -21,13 +21,13 @@ async function main(argv: string[]): Promise<void> {
   }
   switch (flags.action) {
     case 'start': {
-      const { start } = await import('./cli/start');
+      const { start } = await import('./shim-actions/start');
       const text = await start(flags, process.argv[1]);
       process.stdout.write(text, () => process.exit(0));
       return;
     }
     case 'delete': {
-      const { deleteBundle } = await import('./cli/delete');
+      const { deleteBundle } = await import('./shim-actions/delete');
       const out = await deleteBundle(flags);
       process.stdout.write(out, () => process.exit(0));
       return;
