@@ -194,7 +194,7 @@ export interface NamespaceOption {
 }
 
 export interface Int64Value {
-  value: number;
+  value: bigint;
 }
 
 export interface LinuxSandboxSecurityContext {
@@ -203,7 +203,7 @@ export interface LinuxSandboxSecurityContext {
   runAsUser: Int64Value | undefined;
   runAsGroup: Int64Value | undefined;
   readonlyRootfs: boolean;
-  supplementalGroups: number[];
+  supplementalGroups: bigint[];
   supplementalGroupsPolicy: SupplementalGroupsPolicy;
   privileged: boolean;
   seccomp: SecurityProfile | undefined;
@@ -317,7 +317,7 @@ export interface PodSandboxStatus {
   id: string;
   metadata: PodSandboxMetadata | undefined;
   state: PodSandboxState;
-  createdAt: number;
+  createdAt: bigint;
   network: PodSandboxNetworkStatus | undefined;
   linux: LinuxPodSandboxStatus | undefined;
   labels: { [key: string]: string };
@@ -339,7 +339,7 @@ export interface PodSandboxStatusResponse {
   status: PodSandboxStatus | undefined;
   info: { [key: string]: string };
   containersStatuses: ContainerStatus[];
-  timestamp: number;
+  timestamp: bigint;
 }
 
 export interface PodSandboxStatusResponse_InfoEntry {
@@ -370,7 +370,7 @@ export interface PodSandbox {
   id: string;
   metadata: PodSandboxMetadata | undefined;
   state: PodSandboxState;
-  createdAt: number;
+  createdAt: bigint;
   labels: { [key: string]: string };
   annotations: { [key: string]: string };
   runtimeHandler: string;
@@ -408,16 +408,16 @@ export interface KeyValue {
 }
 
 export interface LinuxContainerResources {
-  cpuPeriod: number;
-  cpuQuota: number;
-  cpuShares: number;
-  memoryLimitInBytes: number;
-  oomScoreAdj: number;
+  cpuPeriod: bigint;
+  cpuQuota: bigint;
+  cpuShares: bigint;
+  memoryLimitInBytes: bigint;
+  oomScoreAdj: bigint;
   cpusetCpus: string;
   cpusetMems: string;
   hugepageLimits: HugepageLimit[];
   unified: { [key: string]: string };
-  memorySwapLimitInBytes: number;
+  memorySwapLimitInBytes: bigint;
 }
 
 export interface LinuxContainerResources_UnifiedEntry {
@@ -427,7 +427,7 @@ export interface LinuxContainerResources_UnifiedEntry {
 
 export interface HugepageLimit {
   pageSize: string;
-  limit: number;
+  limit: bigint;
 }
 
 export interface SELinuxOption {
@@ -452,7 +452,7 @@ export interface LinuxContainerSecurityContext {
   runAsGroup: Int64Value | undefined;
   runAsUsername: string;
   readonlyRootfs: boolean;
-  supplementalGroups: number[];
+  supplementalGroups: bigint[];
   supplementalGroupsPolicy: SupplementalGroupsPolicy;
   noNewPrivs: boolean;
   maskedPaths: string[];
@@ -473,9 +473,9 @@ export interface LinuxContainerConfig {
 }
 
 export interface LinuxContainerUser {
-  uid: number;
-  gid: number;
-  supplementalGroups: number[];
+  uid: bigint;
+  gid: bigint;
+  supplementalGroups: bigint[];
 }
 
 export interface ContainerMetadata {
@@ -545,7 +545,7 @@ export interface StartContainerResponse {
 
 export interface StopContainerRequest {
   containerId: string;
-  timeout: number;
+  timeout: bigint;
 }
 
 export interface StopContainerResponse {
@@ -585,7 +585,7 @@ export interface Container {
   image: ImageSpec | undefined;
   imageRef: string;
   state: ContainerState;
-  createdAt: number;
+  createdAt: bigint;
   labels: { [key: string]: string };
   annotations: { [key: string]: string };
   imageId: string;
@@ -614,9 +614,9 @@ export interface ContainerStatus {
   id: string;
   metadata: ContainerMetadata | undefined;
   state: ContainerState;
-  createdAt: number;
-  startedAt: number;
-  finishedAt: number;
+  createdAt: bigint;
+  startedAt: bigint;
+  finishedAt: bigint;
   exitCode: number;
   image: ImageSpec | undefined;
   imageRef: string;
@@ -664,7 +664,7 @@ export interface ContainerUser {
 export interface ExecSyncRequest {
   containerId: string;
   cmd: string[];
-  timeout: number;
+  timeout: bigint;
 }
 
 export interface ExecSyncResponse {
@@ -685,7 +685,7 @@ export interface Image {
   id: string;
   repoTags: string[];
   repoDigests: string[];
-  size: number;
+  size: bigint;
   uid: Int64Value | undefined;
   username: string;
   spec: ImageSpec | undefined;
@@ -741,7 +741,7 @@ export interface CheckpointContainerRequest {
   containerId: string;
   location: string;
   /** Seconds; 0 means the runtime's default. */
-  timeout: number;
+  timeout: bigint;
 }
 
 export interface CheckpointContainerResponse {
@@ -1503,12 +1503,15 @@ export const NamespaceOption: MessageFns<NamespaceOption> = {
 };
 
 function createBaseInt64Value(): Int64Value {
-  return { value: 0 };
+  return { value: 0n };
 }
 
 export const Int64Value: MessageFns<Int64Value> = {
   encode(message: Int64Value, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.value !== 0) {
+    if (message.value !== 0n) {
+      if (BigInt.asIntN(64, message.value) !== message.value) {
+        throw new globalThis.Error("value provided for field message.value of type int64 too large");
+      }
       writer.uint32(8).int64(message.value);
     }
     return writer;
@@ -1532,7 +1535,7 @@ export const Int64Value: MessageFns<Int64Value> = {
               break;
             }
 
-            message.value = longToNumber(reader.int64());
+            message.value = reader.int64() as bigint;
             continue;
           }
         }
@@ -1552,7 +1555,7 @@ export const Int64Value: MessageFns<Int64Value> = {
   },
   fromPartial(object: DeepPartial<Int64Value>): Int64Value {
     const message = createBaseInt64Value();
-    message.value = object.value ?? 0;
+    message.value = (object.value !== undefined && object.value !== null) ? BigInt(object.value) : 0n;
     return message;
   },
 };
@@ -1593,6 +1596,9 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
     if (message.supplementalGroups.length !== 0) {
       writer.uint32(42).fork();
       for (const v of message.supplementalGroups) {
+        if (BigInt.asIntN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field supplementalGroups of type int64 is too large");
+        }
         writer.int64(v);
       }
       writer.join();
@@ -1670,7 +1676,7 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
           }
           case 5: {
             if (tag === 40) {
-              message.supplementalGroups.push(longToNumber(reader.int64()));
+              message.supplementalGroups.push(reader.int64() as bigint);
 
               continue;
             }
@@ -1678,7 +1684,7 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
             if (tag === 42) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.supplementalGroups.push(longToNumber(reader.int64()));
+                message.supplementalGroups.push(reader.int64() as bigint);
               }
 
               continue;
@@ -1756,7 +1762,7 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
       ? Int64Value.fromPartial(object.runAsGroup)
       : undefined;
     message.readonlyRootfs = object.readonlyRootfs ?? false;
-    message.supplementalGroups = object.supplementalGroups?.map((e) => e) || [];
+    message.supplementalGroups = object.supplementalGroups?.map((e) => BigInt(e)) || [];
     message.supplementalGroupsPolicy = object.supplementalGroupsPolicy ?? 0;
     message.privileged = object.privileged ?? false;
     message.seccomp = (object.seccomp !== undefined && object.seccomp !== null)
@@ -3053,7 +3059,7 @@ function createBasePodSandboxStatus(): PodSandboxStatus {
     id: "",
     metadata: undefined,
     state: 0,
-    createdAt: 0,
+    createdAt: 0n,
     network: undefined,
     linux: undefined,
     labels: {},
@@ -3073,7 +3079,10 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(32).int64(message.createdAt);
     }
     if (message.network !== undefined) {
@@ -3136,7 +3145,7 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -3207,7 +3216,7 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
       ? PodSandboxMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
     message.network = (object.network !== undefined && object.network !== null)
       ? PodSandboxNetworkStatus.fromPartial(object.network)
       : undefined;
@@ -3372,7 +3381,7 @@ export const PodSandboxStatus_AnnotationsEntry: MessageFns<PodSandboxStatus_Anno
 };
 
 function createBasePodSandboxStatusResponse(): PodSandboxStatusResponse {
-  return { status: undefined, info: {}, containersStatuses: [], timestamp: 0 };
+  return { status: undefined, info: {}, containersStatuses: [], timestamp: 0n };
 }
 
 export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
@@ -3386,7 +3395,10 @@ export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
     for (const v of message.containersStatuses) {
       ContainerStatus.encode(v!, writer.uint32(26).fork()).join();
     }
-    if (message.timestamp !== 0) {
+    if (message.timestamp !== 0n) {
+      if (BigInt.asIntN(64, message.timestamp) !== message.timestamp) {
+        throw new globalThis.Error("value provided for field message.timestamp of type int64 too large");
+      }
       writer.uint32(32).int64(message.timestamp);
     }
     return writer;
@@ -3437,7 +3449,7 @@ export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
               break;
             }
 
-            message.timestamp = longToNumber(reader.int64());
+            message.timestamp = reader.int64() as bigint;
             continue;
           }
         }
@@ -3470,7 +3482,7 @@ export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
       {},
     );
     message.containersStatuses = object.containersStatuses?.map((e) => ContainerStatus.fromPartial(e)) || [];
-    message.timestamp = object.timestamp ?? 0;
+    message.timestamp = (object.timestamp !== undefined && object.timestamp !== null) ? BigInt(object.timestamp) : 0n;
     return message;
   },
 };
@@ -3814,7 +3826,7 @@ export const ListPodSandboxRequest: MessageFns<ListPodSandboxRequest> = {
 };
 
 function createBasePodSandbox(): PodSandbox {
-  return { id: "", metadata: undefined, state: 0, createdAt: 0, labels: {}, annotations: {}, runtimeHandler: "" };
+  return { id: "", metadata: undefined, state: 0, createdAt: 0n, labels: {}, annotations: {}, runtimeHandler: "" };
 }
 
 export const PodSandbox: MessageFns<PodSandbox> = {
@@ -3828,7 +3840,10 @@ export const PodSandbox: MessageFns<PodSandbox> = {
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(32).int64(message.createdAt);
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
@@ -3885,7 +3900,7 @@ export const PodSandbox: MessageFns<PodSandbox> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -3940,7 +3955,7 @@ export const PodSandbox: MessageFns<PodSandbox> = {
       ? PodSandboxMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -4391,34 +4406,49 @@ export const KeyValue: MessageFns<KeyValue> = {
 
 function createBaseLinuxContainerResources(): LinuxContainerResources {
   return {
-    cpuPeriod: 0,
-    cpuQuota: 0,
-    cpuShares: 0,
-    memoryLimitInBytes: 0,
-    oomScoreAdj: 0,
+    cpuPeriod: 0n,
+    cpuQuota: 0n,
+    cpuShares: 0n,
+    memoryLimitInBytes: 0n,
+    oomScoreAdj: 0n,
     cpusetCpus: "",
     cpusetMems: "",
     hugepageLimits: [],
     unified: {},
-    memorySwapLimitInBytes: 0,
+    memorySwapLimitInBytes: 0n,
   };
 }
 
 export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
   encode(message: LinuxContainerResources, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.cpuPeriod !== 0) {
+    if (message.cpuPeriod !== 0n) {
+      if (BigInt.asIntN(64, message.cpuPeriod) !== message.cpuPeriod) {
+        throw new globalThis.Error("value provided for field message.cpuPeriod of type int64 too large");
+      }
       writer.uint32(8).int64(message.cpuPeriod);
     }
-    if (message.cpuQuota !== 0) {
+    if (message.cpuQuota !== 0n) {
+      if (BigInt.asIntN(64, message.cpuQuota) !== message.cpuQuota) {
+        throw new globalThis.Error("value provided for field message.cpuQuota of type int64 too large");
+      }
       writer.uint32(16).int64(message.cpuQuota);
     }
-    if (message.cpuShares !== 0) {
+    if (message.cpuShares !== 0n) {
+      if (BigInt.asIntN(64, message.cpuShares) !== message.cpuShares) {
+        throw new globalThis.Error("value provided for field message.cpuShares of type int64 too large");
+      }
       writer.uint32(24).int64(message.cpuShares);
     }
-    if (message.memoryLimitInBytes !== 0) {
+    if (message.memoryLimitInBytes !== 0n) {
+      if (BigInt.asIntN(64, message.memoryLimitInBytes) !== message.memoryLimitInBytes) {
+        throw new globalThis.Error("value provided for field message.memoryLimitInBytes of type int64 too large");
+      }
       writer.uint32(32).int64(message.memoryLimitInBytes);
     }
-    if (message.oomScoreAdj !== 0) {
+    if (message.oomScoreAdj !== 0n) {
+      if (BigInt.asIntN(64, message.oomScoreAdj) !== message.oomScoreAdj) {
+        throw new globalThis.Error("value provided for field message.oomScoreAdj of type int64 too large");
+      }
       writer.uint32(40).int64(message.oomScoreAdj);
     }
     if (message.cpusetCpus !== "") {
@@ -4433,7 +4463,10 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
     globalThis.Object.entries(message.unified).forEach(([key, value]: [string, string]) => {
       LinuxContainerResources_UnifiedEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
     });
-    if (message.memorySwapLimitInBytes !== 0) {
+    if (message.memorySwapLimitInBytes !== 0n) {
+      if (BigInt.asIntN(64, message.memorySwapLimitInBytes) !== message.memorySwapLimitInBytes) {
+        throw new globalThis.Error("value provided for field message.memorySwapLimitInBytes of type int64 too large");
+      }
       writer.uint32(80).int64(message.memorySwapLimitInBytes);
     }
     return writer;
@@ -4457,7 +4490,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.cpuPeriod = longToNumber(reader.int64());
+            message.cpuPeriod = reader.int64() as bigint;
             continue;
           }
           case 2: {
@@ -4465,7 +4498,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.cpuQuota = longToNumber(reader.int64());
+            message.cpuQuota = reader.int64() as bigint;
             continue;
           }
           case 3: {
@@ -4473,7 +4506,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.cpuShares = longToNumber(reader.int64());
+            message.cpuShares = reader.int64() as bigint;
             continue;
           }
           case 4: {
@@ -4481,7 +4514,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.memoryLimitInBytes = longToNumber(reader.int64());
+            message.memoryLimitInBytes = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -4489,7 +4522,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.oomScoreAdj = longToNumber(reader.int64());
+            message.oomScoreAdj = reader.int64() as bigint;
             continue;
           }
           case 6: {
@@ -4532,7 +4565,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.memorySwapLimitInBytes = longToNumber(reader.int64());
+            message.memorySwapLimitInBytes = reader.int64() as bigint;
             continue;
           }
         }
@@ -4552,11 +4585,15 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
   },
   fromPartial(object: DeepPartial<LinuxContainerResources>): LinuxContainerResources {
     const message = createBaseLinuxContainerResources();
-    message.cpuPeriod = object.cpuPeriod ?? 0;
-    message.cpuQuota = object.cpuQuota ?? 0;
-    message.cpuShares = object.cpuShares ?? 0;
-    message.memoryLimitInBytes = object.memoryLimitInBytes ?? 0;
-    message.oomScoreAdj = object.oomScoreAdj ?? 0;
+    message.cpuPeriod = (object.cpuPeriod !== undefined && object.cpuPeriod !== null) ? BigInt(object.cpuPeriod) : 0n;
+    message.cpuQuota = (object.cpuQuota !== undefined && object.cpuQuota !== null) ? BigInt(object.cpuQuota) : 0n;
+    message.cpuShares = (object.cpuShares !== undefined && object.cpuShares !== null) ? BigInt(object.cpuShares) : 0n;
+    message.memoryLimitInBytes = (object.memoryLimitInBytes !== undefined && object.memoryLimitInBytes !== null)
+      ? BigInt(object.memoryLimitInBytes)
+      : 0n;
+    message.oomScoreAdj = (object.oomScoreAdj !== undefined && object.oomScoreAdj !== null)
+      ? BigInt(object.oomScoreAdj)
+      : 0n;
     message.cpusetCpus = object.cpusetCpus ?? "";
     message.cpusetMems = object.cpusetMems ?? "";
     message.hugepageLimits = object.hugepageLimits?.map((e) => HugepageLimit.fromPartial(e)) || [];
@@ -4569,7 +4606,10 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
       },
       {},
     );
-    message.memorySwapLimitInBytes = object.memorySwapLimitInBytes ?? 0;
+    message.memorySwapLimitInBytes =
+      (object.memorySwapLimitInBytes !== undefined && object.memorySwapLimitInBytes !== null)
+        ? BigInt(object.memorySwapLimitInBytes)
+        : 0n;
     return message;
   },
 };
@@ -4642,7 +4682,7 @@ export const LinuxContainerResources_UnifiedEntry: MessageFns<LinuxContainerReso
 };
 
 function createBaseHugepageLimit(): HugepageLimit {
-  return { pageSize: "", limit: 0 };
+  return { pageSize: "", limit: 0n };
 }
 
 export const HugepageLimit: MessageFns<HugepageLimit> = {
@@ -4650,7 +4690,10 @@ export const HugepageLimit: MessageFns<HugepageLimit> = {
     if (message.pageSize !== "") {
       writer.uint32(10).string(message.pageSize);
     }
-    if (message.limit !== 0) {
+    if (message.limit !== 0n) {
+      if (BigInt.asUintN(64, message.limit) !== message.limit) {
+        throw new globalThis.Error("value provided for field message.limit of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.limit);
     }
     return writer;
@@ -4682,7 +4725,7 @@ export const HugepageLimit: MessageFns<HugepageLimit> = {
               break;
             }
 
-            message.limit = longToNumber(reader.uint64());
+            message.limit = reader.uint64() as bigint;
             continue;
           }
         }
@@ -4703,7 +4746,7 @@ export const HugepageLimit: MessageFns<HugepageLimit> = {
   fromPartial(object: DeepPartial<HugepageLimit>): HugepageLimit {
     const message = createBaseHugepageLimit();
     message.pageSize = object.pageSize ?? "";
-    message.limit = object.limit ?? 0;
+    message.limit = (object.limit !== undefined && object.limit !== null) ? BigInt(object.limit) : 0n;
     return message;
   },
 };
@@ -4929,6 +4972,9 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
     if (message.supplementalGroups.length !== 0) {
       writer.uint32(66).fork();
       for (const v of message.supplementalGroups) {
+        if (BigInt.asIntN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field supplementalGroups of type int64 is too large");
+        }
         writer.int64(v);
       }
       writer.join();
@@ -5039,7 +5085,7 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
           }
           case 8: {
             if (tag === 64) {
-              message.supplementalGroups.push(longToNumber(reader.int64()));
+              message.supplementalGroups.push(reader.int64() as bigint);
 
               continue;
             }
@@ -5047,7 +5093,7 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
             if (tag === 66) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.supplementalGroups.push(longToNumber(reader.int64()));
+                message.supplementalGroups.push(reader.int64() as bigint);
               }
 
               continue;
@@ -5154,7 +5200,7 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
       : undefined;
     message.runAsUsername = object.runAsUsername ?? "";
     message.readonlyRootfs = object.readonlyRootfs ?? false;
-    message.supplementalGroups = object.supplementalGroups?.map((e) => e) || [];
+    message.supplementalGroups = object.supplementalGroups?.map((e) => BigInt(e)) || [];
     message.supplementalGroupsPolicy = object.supplementalGroupsPolicy ?? 0;
     message.noNewPrivs = object.noNewPrivs ?? false;
     message.maskedPaths = object.maskedPaths?.map((e) => e) || [];
@@ -5243,20 +5289,29 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
 };
 
 function createBaseLinuxContainerUser(): LinuxContainerUser {
-  return { uid: 0, gid: 0, supplementalGroups: [] };
+  return { uid: 0n, gid: 0n, supplementalGroups: [] };
 }
 
 export const LinuxContainerUser: MessageFns<LinuxContainerUser> = {
   encode(message: LinuxContainerUser, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.uid !== 0) {
+    if (message.uid !== 0n) {
+      if (BigInt.asIntN(64, message.uid) !== message.uid) {
+        throw new globalThis.Error("value provided for field message.uid of type int64 too large");
+      }
       writer.uint32(8).int64(message.uid);
     }
-    if (message.gid !== 0) {
+    if (message.gid !== 0n) {
+      if (BigInt.asIntN(64, message.gid) !== message.gid) {
+        throw new globalThis.Error("value provided for field message.gid of type int64 too large");
+      }
       writer.uint32(16).int64(message.gid);
     }
     if (message.supplementalGroups.length !== 0) {
       writer.uint32(26).fork();
       for (const v of message.supplementalGroups) {
+        if (BigInt.asIntN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field supplementalGroups of type int64 is too large");
+        }
         writer.int64(v);
       }
       writer.join();
@@ -5282,7 +5337,7 @@ export const LinuxContainerUser: MessageFns<LinuxContainerUser> = {
               break;
             }
 
-            message.uid = longToNumber(reader.int64());
+            message.uid = reader.int64() as bigint;
             continue;
           }
           case 2: {
@@ -5290,12 +5345,12 @@ export const LinuxContainerUser: MessageFns<LinuxContainerUser> = {
               break;
             }
 
-            message.gid = longToNumber(reader.int64());
+            message.gid = reader.int64() as bigint;
             continue;
           }
           case 3: {
             if (tag === 24) {
-              message.supplementalGroups.push(longToNumber(reader.int64()));
+              message.supplementalGroups.push(reader.int64() as bigint);
 
               continue;
             }
@@ -5303,7 +5358,7 @@ export const LinuxContainerUser: MessageFns<LinuxContainerUser> = {
             if (tag === 26) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.supplementalGroups.push(longToNumber(reader.int64()));
+                message.supplementalGroups.push(reader.int64() as bigint);
               }
 
               continue;
@@ -5328,9 +5383,9 @@ export const LinuxContainerUser: MessageFns<LinuxContainerUser> = {
   },
   fromPartial(object: DeepPartial<LinuxContainerUser>): LinuxContainerUser {
     const message = createBaseLinuxContainerUser();
-    message.uid = object.uid ?? 0;
-    message.gid = object.gid ?? 0;
-    message.supplementalGroups = object.supplementalGroups?.map((e) => e) || [];
+    message.uid = (object.uid !== undefined && object.uid !== null) ? BigInt(object.uid) : 0n;
+    message.gid = (object.gid !== undefined && object.gid !== null) ? BigInt(object.gid) : 0n;
+    message.supplementalGroups = object.supplementalGroups?.map((e) => BigInt(e)) || [];
     return message;
   },
 };
@@ -6200,7 +6255,7 @@ export const StartContainerResponse: MessageFns<StartContainerResponse> = {
 };
 
 function createBaseStopContainerRequest(): StopContainerRequest {
-  return { containerId: "", timeout: 0 };
+  return { containerId: "", timeout: 0n };
 }
 
 export const StopContainerRequest: MessageFns<StopContainerRequest> = {
@@ -6208,7 +6263,10 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
-    if (message.timeout !== 0) {
+    if (message.timeout !== 0n) {
+      if (BigInt.asIntN(64, message.timeout) !== message.timeout) {
+        throw new globalThis.Error("value provided for field message.timeout of type int64 too large");
+      }
       writer.uint32(16).int64(message.timeout);
     }
     return writer;
@@ -6240,7 +6298,7 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
               break;
             }
 
-            message.timeout = longToNumber(reader.int64());
+            message.timeout = reader.int64() as bigint;
             continue;
           }
         }
@@ -6261,7 +6319,7 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
   fromPartial(object: DeepPartial<StopContainerRequest>): StopContainerRequest {
     const message = createBaseStopContainerRequest();
     message.containerId = object.containerId ?? "";
-    message.timeout = object.timeout ?? 0;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null) ? BigInt(object.timeout) : 0n;
     return message;
   },
 };
@@ -6698,7 +6756,7 @@ function createBaseContainer(): Container {
     image: undefined,
     imageRef: "",
     state: 0,
-    createdAt: 0,
+    createdAt: 0n,
     labels: {},
     annotations: {},
     imageId: "",
@@ -6725,7 +6783,10 @@ export const Container: MessageFns<Container> = {
     if (message.state !== 0) {
       writer.uint32(48).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(56).int64(message.createdAt);
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
@@ -6806,7 +6867,7 @@ export const Container: MessageFns<Container> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 8: {
@@ -6866,7 +6927,7 @@ export const Container: MessageFns<Container> = {
       : undefined;
     message.imageRef = object.imageRef ?? "";
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -7151,9 +7212,9 @@ function createBaseContainerStatus(): ContainerStatus {
     id: "",
     metadata: undefined,
     state: 0,
-    createdAt: 0,
-    startedAt: 0,
-    finishedAt: 0,
+    createdAt: 0n,
+    startedAt: 0n,
+    finishedAt: 0n,
     exitCode: 0,
     image: undefined,
     imageRef: "",
@@ -7181,13 +7242,22 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(32).int64(message.createdAt);
     }
-    if (message.startedAt !== 0) {
+    if (message.startedAt !== 0n) {
+      if (BigInt.asIntN(64, message.startedAt) !== message.startedAt) {
+        throw new globalThis.Error("value provided for field message.startedAt of type int64 too large");
+      }
       writer.uint32(40).int64(message.startedAt);
     }
-    if (message.finishedAt !== 0) {
+    if (message.finishedAt !== 0n) {
+      if (BigInt.asIntN(64, message.finishedAt) !== message.finishedAt) {
+        throw new globalThis.Error("value provided for field message.finishedAt of type int64 too large");
+      }
       writer.uint32(48).int64(message.finishedAt);
     }
     if (message.exitCode !== 0) {
@@ -7274,7 +7344,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -7282,7 +7352,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
               break;
             }
 
-            message.startedAt = longToNumber(reader.int64());
+            message.startedAt = reader.int64() as bigint;
             continue;
           }
           case 6: {
@@ -7290,7 +7360,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
               break;
             }
 
-            message.finishedAt = longToNumber(reader.int64());
+            message.finishedAt = reader.int64() as bigint;
             continue;
           }
           case 7: {
@@ -7425,9 +7495,11 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
       ? ContainerMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
-    message.startedAt = object.startedAt ?? 0;
-    message.finishedAt = object.finishedAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
+    message.startedAt = (object.startedAt !== undefined && object.startedAt !== null) ? BigInt(object.startedAt) : 0n;
+    message.finishedAt = (object.finishedAt !== undefined && object.finishedAt !== null)
+      ? BigInt(object.finishedAt)
+      : 0n;
     message.exitCode = object.exitCode ?? 0;
     message.image = (object.image !== undefined && object.image !== null)
       ? ImageSpec.fromPartial(object.image)
@@ -7863,7 +7935,7 @@ export const ContainerUser: MessageFns<ContainerUser> = {
 };
 
 function createBaseExecSyncRequest(): ExecSyncRequest {
-  return { containerId: "", cmd: [], timeout: 0 };
+  return { containerId: "", cmd: [], timeout: 0n };
 }
 
 export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
@@ -7874,7 +7946,10 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
     for (const v of message.cmd) {
       writer.uint32(18).string(v!);
     }
-    if (message.timeout !== 0) {
+    if (message.timeout !== 0n) {
+      if (BigInt.asIntN(64, message.timeout) !== message.timeout) {
+        throw new globalThis.Error("value provided for field message.timeout of type int64 too large");
+      }
       writer.uint32(24).int64(message.timeout);
     }
     return writer;
@@ -7914,7 +7989,7 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
               break;
             }
 
-            message.timeout = longToNumber(reader.int64());
+            message.timeout = reader.int64() as bigint;
             continue;
           }
         }
@@ -7936,7 +8011,7 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
     const message = createBaseExecSyncRequest();
     message.containerId = object.containerId ?? "";
     message.cmd = object.cmd?.map((e) => e) || [];
-    message.timeout = object.timeout ?? 0;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null) ? BigInt(object.timeout) : 0n;
     return message;
   },
 };
@@ -8139,7 +8214,7 @@ function createBaseImage(): Image {
     id: "",
     repoTags: [],
     repoDigests: [],
-    size: 0,
+    size: 0n,
     uid: undefined,
     username: "",
     spec: undefined,
@@ -8158,7 +8233,10 @@ export const Image: MessageFns<Image> = {
     for (const v of message.repoDigests) {
       writer.uint32(26).string(v!);
     }
-    if (message.size !== 0) {
+    if (message.size !== 0n) {
+      if (BigInt.asUintN(64, message.size) !== message.size) {
+        throw new globalThis.Error("value provided for field message.size of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.size);
     }
     if (message.uid !== undefined) {
@@ -8218,7 +8296,7 @@ export const Image: MessageFns<Image> = {
               break;
             }
 
-            message.size = longToNumber(reader.uint64());
+            message.size = reader.uint64() as bigint;
             continue;
           }
           case 5: {
@@ -8273,7 +8351,7 @@ export const Image: MessageFns<Image> = {
     message.id = object.id ?? "";
     message.repoTags = object.repoTags?.map((e) => e) || [];
     message.repoDigests = object.repoDigests?.map((e) => e) || [];
-    message.size = object.size ?? 0;
+    message.size = (object.size !== undefined && object.size !== null) ? BigInt(object.size) : 0n;
     message.uid = (object.uid !== undefined && object.uid !== null) ? Int64Value.fromPartial(object.uid) : undefined;
     message.username = object.username ?? "";
     message.spec = (object.spec !== undefined && object.spec !== null) ? ImageSpec.fromPartial(object.spec) : undefined;
@@ -8907,7 +8985,7 @@ export const RemoveImageResponse: MessageFns<RemoveImageResponse> = {
 };
 
 function createBaseCheckpointContainerRequest(): CheckpointContainerRequest {
-  return { containerId: "", location: "", timeout: 0 };
+  return { containerId: "", location: "", timeout: 0n };
 }
 
 export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> = {
@@ -8918,7 +8996,10 @@ export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> 
     if (message.location !== "") {
       writer.uint32(18).string(message.location);
     }
-    if (message.timeout !== 0) {
+    if (message.timeout !== 0n) {
+      if (BigInt.asIntN(64, message.timeout) !== message.timeout) {
+        throw new globalThis.Error("value provided for field message.timeout of type int64 too large");
+      }
       writer.uint32(24).int64(message.timeout);
     }
     return writer;
@@ -8958,7 +9039,7 @@ export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> 
               break;
             }
 
-            message.timeout = longToNumber(reader.int64());
+            message.timeout = reader.int64() as bigint;
             continue;
           }
         }
@@ -8980,7 +9061,7 @@ export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> 
     const message = createBaseCheckpointContainerRequest();
     message.containerId = object.containerId ?? "";
     message.location = object.location ?? "";
-    message.timeout = object.timeout ?? 0;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null) ? BigInt(object.timeout) : 0n;
     return message;
   },
 };
@@ -9188,24 +9269,13 @@ export const ImageServiceDefinition = {
   },
 } as const;
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
