@@ -2,7 +2,10 @@
 // flags and action.
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
+import { registerVersion } from './version';
 
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
-export const COMMANDS: RegisterCommand[] = [];
+export const COMMANDS: RegisterCommand[] = [
+  registerVersion,
+];
