@@ -18,14 +18,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ContainerState, NamespaceMode } from '../../api/gen/k8s/cri/v1/api';
-import { Containerd, CRI_NAMESPACE, EventStream, startContainerd } from '../helpers/containerd';
+import { CONTAINERD2_DIR, Containerd, CRI_NAMESPACE, EventStream, REPO_ROOT, startContainerd } from '../helpers/containerd';
 import { CriClient, isCriError } from '../helpers/cri';
 import { checkpointThroughCri, CounterPod, pushTestImage, readCounter, runCounterPod, waitForCount } from '../helpers/cri-checkpoint';
 import { CRI_HANDLERS } from '../helpers/cri-config';
 import { podFootprint, podLeftovers } from '../helpers/cri-footprint';
 import { writeCheckpointImage } from '../helpers/checkpoint-image';
 import { isGoShim, Lane, lanes } from '../helpers/lanes';
-import { mountsUnder, waitFor } from '../helpers/procfs';
+import { listProcs, mountsUnder, waitFor } from '../helpers/procfs';
 import { Registry, startRegistry } from '../helpers/registry';
 
 jest.setTimeout(240000);
@@ -68,12 +68,12 @@ describe.each(lanes21)('CRI checkpoint and restore: $name', (lane: Lane) => {
   const counterPod = (name: string, h = handler, pidMode?: NamespaceMode): Promise<CounterPod> =>
     runCounterPod(c, cri, { name: `${name}-${++pods}`, image, handler: h, pidMode });
 
-  /** A checkpoint image of `archive`, imported into CRI's namespace; returns its name. */
-  async function importCheckpointImage(archive: string, name: string): Promise<string> {
+  /** A checkpoint image of `archive`, imported into CRI's namespace (of `into`); returns its name. */
+  async function importCheckpointImage(archive: string, name: string, into = c): Promise<string> {
     const ref = `localhost/ferry-checkpoint/${name}:latest`;
-    const file = path.join(c.dir, `${name}.oci.tar`);
+    const file = path.join(into.dir, `${name}.oci.tar`);
     writeCheckpointImage(file, { archive: fs.readFileSync(archive), name: ref, containerName: 'counter' });
-    const r = await c.ctr(['images', 'import', file], { namespace: CRI_NAMESPACE, timeoutMs: 60000 });
+    const r = await into.ctr(['images', 'import', file], { namespace: CRI_NAMESPACE, timeoutMs: 60000 });
     if (r.code !== 0) throw new Error(`import of ${ref}: ${r.stderr}`);
     return ref;
   }
@@ -181,6 +181,63 @@ describe.each(lanes21)('CRI checkpoint and restore: $name', (lane: Lane) => {
       await cri.removePod(shared.pod.id);
       await refusal(sharedArchive, NamespaceMode.CONTAINER, /restore refused: the checkpoint's pid namespace is shared, the target's is private/);
       expect(await cri.containerState(original.containerId)).toBe(ContainerState.CONTAINER_RUNNING);
+    });
+  }
+
+  if (!isGoShim(lane)) {
+    test('a restore that hangs is bounded: a time limit, then runc and CRIU are killed and their mounts removed', async () => {
+      // A criu whose RPC mode (`criu swrk`, what runc drives) never answers, after mounting
+      // what a real CRIU hanging in a damaged restore leaves (seen with a truncated pages image
+      // and CRIU 4.2.1): a mount in runc's state dir (its criu-root) and one in CRIU's work dir
+      // (its cgroup yard). Everything else goes to the real CRIU. Written once the id is known.
+      const token = `0.${process.pid}${Date.now() % 100000}`;
+      const bin = path.join(c.dir, 'hanging-criu');
+      fs.mkdirSync(bin);
+      const wrapper = (id: string, h: Containerd) => {
+        const stateDir = path.join(h.dir, 'runc', handler, CRI_NAMESPACE, id);
+        const workDir = path.join(h.bundleDir(id, CRI_NAMESPACE), 'criu-work');
+        return [
+          '#!/bin/sh',
+          'case "$1" in swrk)',
+          `  mkdir -p ${stateDir}/criu-root.test ${workDir}/.criu.cgyard.test`,
+          `  mount -t tmpfs ferry-hang-test ${stateDir}/criu-root.test`,
+          `  mount -t tmpfs ferry-hang-test ${workDir}/.criu.cgyard.test`,
+          `  exec /bin/sleep 3600 ${token} ;;`,
+          'esac',
+          'exec /usr/sbin/criu "$@"',
+          '',
+        ].join('\n');
+      };
+      fs.writeFileSync(path.join(bin, 'criu'), wrapper('none', c), { mode: 0o755 });
+      const hang = await startContainerd({
+        version: '2.1', cri: true,
+        env: { FERRY_RESTORE_TIMEOUT_SECONDS: '6', PATH: [bin, path.join(REPO_ROOT, 'shim'), path.join(CONTAINERD2_DIR, 'usr/bin'), process.env.PATH].join(':') },
+      });
+      const hangCri = hang.criClient();
+      try {
+        const checkpointImage = await importCheckpointImage(archive, 'hang', hang);
+        const target = await hangCri.runPod({ name: 'hang', runtimeHandler: handler, logDirectory: path.join(hang.dir, 'pod-logs', 'hang') });
+        const id = await hangCri.createContainer(target, { metadata: { name: 'counter' }, image: { image: checkpointImage } });
+        fs.writeFileSync(path.join(bin, 'criu'), wrapper(id, hang), { mode: 0o755 });
+        const t0 = Date.now();
+        const err = await hangCri.runtime('startContainer', { containerId: id }, 60000).catch((e: unknown) => e);
+        const took = Date.now() - t0;
+        expect(isCriError(err) && err.details).toMatch(/OCI runtime restore failed: no result within 6 s; runc and the \d+ processes under it \(CRIU\) were killed/);
+        expect(took).toBeGreaterThanOrEqual(6000);
+        expect(took).toBeLessThan(45000);
+        expect(listProcs().filter((p) => p.argv.includes(token))).toEqual([]);
+        const runcState = path.join(hang.dir, 'runc', handler, CRI_NAMESPACE, id);
+        expect(mountsUnder(runcState)).toEqual([]);
+        expect(mountsUnder(hang.dir).filter((m) => m.fsType === 'tmpfs' && /criu/.test(m.mountPoint))).toEqual([]);
+        expect(fs.existsSync(runcState)).toBe(false);
+        const footprint = await podFootprint(hang, hangCri, target.id, [], path.join(hang.dir, 'runc', handler));
+        await hangCri.runtime('removeContainer', { containerId: id });
+        await hangCri.removePod(target.id);
+        expect(await podLeftovers(hang, { ...footprint, containerIds: [id], bundles: [...footprint.bundles, hang.bundleDir(id, CRI_NAMESPACE)] })).toEqual([]);
+      } finally {
+        hangCri.close();
+        await hang.stop();
+      }
     });
   }
 
