@@ -40,6 +40,16 @@ async function archiveNames(file: string): Promise<string[]> {
 
 const lanes21 = lanes().filter((l) => l.containerd === '2.1');
 
+/** CRIU processes (any mode) working in a directory under `dir` (CRIU's cwd is its work dir). */
+function criuProcessesUnder(dir: string): string[] {
+  return listProcs()
+    .filter((p) => /^criu\b/.test(p.argv.join(' ')))
+    .filter((p) => {
+      try { return fs.readlinkSync(`/proc/${p.pid}/cwd`).startsWith(dir); } catch { return false; }
+    })
+    .map((p) => `${p.pid} ${p.argv.join(' ')}`);
+}
+
 describe.each(lanes21)('CRI checkpoint and restore: $name', (lane: Lane) => {
   const handler: string = isGoShim(lane) ? CRI_HANDLERS.runc : CRI_HANDLERS.ferry;
   let registry: Registry;
@@ -240,6 +250,68 @@ describe.each(lanes21)('CRI checkpoint and restore: $name', (lane: Lane) => {
       }
     });
   }
+
+  /** `archive` unpacked, changed by `damage(dir)`, packed again (names as containerd writes them: no ./). */
+  async function damagedArchive(name: string, damage: (dir: string) => void): Promise<string> {
+    const dir = path.join(c.dir, `damaged-${name}`);
+    fs.mkdirSync(dir);
+    await run('tar', ['-xf', archive, '-C', dir]);
+    damage(dir);
+    const out = path.join(checkpoints(), `damaged-${name}.tar`);
+    await run('tar', ['-cf', out, '-C', dir, ...fs.readdirSync(dir)]);
+    fs.rmSync(dir, { recursive: true });
+    return out;
+  }
+
+  /** CreateContainer (+ StartContainer when it gets that far) of a checkpoint image in a new pod; returns the CRI error. */
+  async function restoreFails(checkpointArchive: string, name: string): Promise<{ err: unknown; step: string; took: number; podId: string; id?: string }> {
+    const checkpointImage = await importCheckpointImage(checkpointArchive, name);
+    const podName = `${name}-${++pods}`;
+    const target = await cri.runPod({ name: podName, runtimeHandler: handler, logDirectory: path.join(c.dir, 'pod-logs', podName) });
+    const t0 = Date.now();
+    let id: string;
+    try {
+      id = await cri.createContainer(target, { metadata: { name: 'counter' }, image: { image: checkpointImage } });
+    } catch (err) {
+      return { err, step: 'CreateContainer', took: Date.now() - t0, podId: target.id };
+    }
+    const err = await cri.runtime('startContainer', { containerId: id }, 120000).then(() => undefined, (e: unknown) => e);
+    return { err, step: 'StartContainer', took: Date.now() - t0, podId: target.id, id };
+  }
+
+  if (!isGoShim(lane)) {
+    test('a damaged checkpoint never reaches CRIU: truncated pages image through CRI, a clear error at once, nothing left', async () => {
+      const truncated = await damagedArchive('pages', (dir) => {
+        const images = path.join(dir, 'checkpoint');
+        const pages = fs.readdirSync(images).filter((n) => /^pages-\d+\.img$/.test(n)).map((n) => path.join(images, n));
+        const biggest = pages.sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0]!;
+        fs.truncateSync(biggest, Math.floor(fs.statSync(biggest).size / 2));
+      });
+      const r = await restoreFails(truncated, 'truncated');
+      expect(r.step).toBe('StartContainer');
+      expect(isCriError(r.err) && r.err.details).toMatch(/restore refused: the checkpoint's CRIU images are incomplete or inconsistent: .*pages/);
+      expect(r.took).toBeLessThan(30000); // not CRIU's endless "Advanced iov 0 bytes" loop
+      expect(criuProcessesUnder(c.dir)).toEqual([]);
+      const runcState = path.join(c.dir, 'runc', handler, CRI_NAMESPACE, r.id!);
+      expect(fs.existsSync(runcState)).toBe(false);
+      expect(mountsUnder(c.dir).filter((m) => m.mountPoint.includes(r.id!) && !m.mountPoint.endsWith('/rootfs'))).toEqual([]);
+      const footprint = await podFootprint(c, cri, r.podId, [], path.join(c.dir, 'runc', handler));
+      await cri.runtime('removeContainer', { containerId: r.id! });
+      await cri.removePod(r.podId);
+      expect(await podLeftovers(c, { ...footprint, containerIds: [r.id!], bundles: [...footprint.bundles, c.bundleDir(r.id!, CRI_NAMESPACE)] })).toEqual([]);
+      expect(await cri.containerState(original.containerId)).toBe(ContainerState.CONTAINER_RUNNING);
+    });
+  }
+
+  test('bad input: a checkpoint image whose archive lacks status.dump is refused by containerd at CreateContainer', async () => {
+    const noStatus = await damagedArchive('nostatus', (dir) => fs.rmSync(path.join(dir, 'status.dump')));
+    const r = await restoreFails(noStatus, 'nostatus');
+    expect(r.step).toBe('CreateContainer');
+    expect(isCriError(r.err) && r.err.details).toMatch(/status\.dump/);
+    expect((await cri.runtime('listContainers', { filter: { podSandboxId: r.podId } })).containers).toEqual([]);
+    await cri.removePod(r.podId);
+    expect(await cri.containerState(original.containerId)).toBe(ContainerState.CONTAINER_RUNNING);
+  });
 
   test('bad input: a container that is not running, a location whose directory does not exist', async () => {
     const exited = await cri.runPod({ name: `bad-${++pods}`, runtimeHandler: handler, logDirectory: path.join(c.dir, 'pod-logs', `bad-${pods}`) });
