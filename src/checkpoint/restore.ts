@@ -14,6 +14,7 @@ import { criuWorkDir } from './checkpoint';
 import { ensureCriu, type CriuInfo } from './criu';
 import { readCheckpointJson } from '../format/safe-read';
 import { CRI_RESTORE_CHECKPOINT_SUBDIR } from '../format/layout';
+import { checkPidNamespaceFromImages } from './pid-namespace-from-images';
 import type { WarnLogger } from '../format/warn-logger';
 
 /** The parts of an OCI spec the restore checks look at. */
@@ -171,6 +172,8 @@ export async function prepareRestore(r: RestoreRequest): Promise<RestorePlan> {
         target.annotations = mergeRestoredAnnotations(target.annotations ?? {}, saved.annotations, r.log);
         await fsp.writeFile(configPath, JSON.stringify(target));
       }
+    } else {
+      await checkPidNamespaceFromImages(imagePath, target);
     }
     return { imagePath, workPath: criuWorkDir(r.bundle, r.options.criuWorkPath), staged, criu };
   } catch (err) {

@@ -161,11 +161,23 @@ describe.each(lanes21)('CRI checkpoint and restore: $name', (lane: Lane) => {
     expect(await cri.containerState(original.containerId)).toBe(ContainerState.CONTAINER_RUNNING);
   });
 
+  test('restore through CreateContainer with the archive path: the counter continues', async () => {
+    const target = await cri.runPod({ name: `bypath-${++pods}`, runtimeHandler: handler, logDirectory: path.join(c.dir, 'pod-logs', `bypath-${pods}`) });
+    const id = await cri.createContainer(target, { metadata: { name: 'counter' }, image: { image: archive } });
+    await cri.runtime('startContainer', { containerId: id });
+    const restored = await readCounter(cri, id);
+    expect(restored).toBeGreaterThan(1);
+    await waitForCount(cri, id, restored + 2);
+    await cri.removePod(target.id);
+  });
+
   // The pod rules are ferry's (Podman's pod restore logic); containerd's runc shim restores
   // a private-pid checkpoint into a shared-pid pod without a word.
   if (!isGoShim(lane)) {
-    const refusal = async (archivePath: string, targetPid: NamespaceMode, expected: RegExp) => {
-      const checkpointImage = await importCheckpointImage(archivePath, `rules-${++pods}`);
+    // By image (spec.dump comes along, ../spec.dump for the shim) or by archive path (containerd
+    // leaves spec.dump out; the shim reads the pid namespace from the CRIU images).
+    const refusal = async (archivePath: string, targetPid: NamespaceMode, expected: RegExp, by: 'image' | 'path' = 'image') => {
+      const checkpointImage = by === 'image' ? await importCheckpointImage(archivePath, `rules-${++pods}`) : archivePath;
       const name = `rules-target-${pods}`;
       const target = await cri.runPod({ name, runtimeHandler: handler, logDirectory: path.join(c.dir, 'pod-logs', name), pidMode: targetPid });
       const id = await cri.createContainer(target, { metadata: { name: 'counter' }, image: { image: checkpointImage } });
@@ -184,12 +196,14 @@ describe.each(lanes21)('CRI checkpoint and restore: $name', (lane: Lane) => {
 
     test('pod rules: a private-pid checkpoint is refused in a pod that shares its pid namespace, and the reverse', async () => {
       await refusal(archive, NamespaceMode.POD, /restore refused: the checkpoint's pid namespace is private, the target's is shared/);
+      await refusal(archive, NamespaceMode.POD, /restore refused: the checkpoint's pid namespace is private \(its first process is pid 1\), the target's is shared/, 'path');
 
       const shared = await counterPod('sharedpid', handler, NamespaceMode.POD);
       await waitForCount(cri, shared.containerId, 2);
       const sharedArchive = await checkpointThroughCri(cri, shared, checkpoints());
       await cri.removePod(shared.pod.id);
       await refusal(sharedArchive, NamespaceMode.CONTAINER, /restore refused: the checkpoint's pid namespace is shared, the target's is private/);
+      await refusal(sharedArchive, NamespaceMode.CONTAINER, /restore refused: the checkpoint's pid namespace is shared \(its first process is pid \d+, not 1\), the target's is private/, 'path');
       expect(await cri.containerState(original.containerId)).toBe(ContainerState.CONTAINER_RUNNING);
     });
   }

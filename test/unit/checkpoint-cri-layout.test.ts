@@ -1,11 +1,14 @@
 // containerd's CRI layouts the shim has to find things in: where CRI collects CRIU's dump.log
 // and stats-dump for a CheckpointContainer archive (cri-collect-dir.ts), and where CRI's
-// restore puts spec.dump (one level above the `checkpoint/` dir it hands the shim).
+// restore puts spec.dump (one level above the `checkpoint/` dir it hands the shim), and the pid
+// namespace rule read from the CRIU images when there is no spec.dump.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CRI_CHECKPOINT_DIR, criCheckpointCollectDir, criRootFromSpec } from '../../src/checkpoint/cri-collect-dir';
 import { findSavedSpec } from '../../src/checkpoint/restore';
+import { checkPidNamespaceFromImages } from '../../src/checkpoint/pid-namespace-from-images';
+import { writeFakeCheckpoint } from '../helpers/criu-images';
 
 let tmp: string;
 beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-crilayout-')); });
@@ -109,5 +112,30 @@ describe('findSavedSpec', () => {
     fs.writeFileSync(secret, JSON.stringify(spec));
     fs.symlinkSync(secret, path.join(tmp, 'ctrd-restore', 'spec.dump'));
     await expect(findSavedSpec(images)).rejects.toThrow(/not a regular file/);
+  });
+});
+
+describe('checkPidNamespaceFromImages (no saved spec: the CRIU images tell)', () => {
+  const privatePid = { linux: { namespaces: [{ type: 'pid' }] } };
+  const sharedPid = { linux: { namespaces: [{ type: 'pid', path: '/proc/42/ns/pid' }] } };
+  const hostPid = { linux: { namespaces: [{ type: 'mount' }] } };
+  const tree = (rootPid: number) => ({ processes: [{ pid: rootPid, ppid: 0, comm: 'sh', argv: ['sh'], env: [] }] });
+
+  test('first process pid 1 (own pid namespace): only a private target', async () => {
+    writeFakeCheckpoint(tmp, tree(1));
+    await expect(checkPidNamespaceFromImages(tmp, privatePid)).resolves.toBeUndefined();
+    await expect(checkPidNamespaceFromImages(tmp, sharedPid)).rejects.toThrow("restore refused: the checkpoint's pid namespace is private (its first process is pid 1), the target's is shared");
+    await expect(checkPidNamespaceFromImages(tmp, hostPid)).rejects.toThrow("the target's is host");
+  });
+
+  test('first process not pid 1 (a shared pid namespace): refused in a private target only', async () => {
+    writeFakeCheckpoint(tmp, tree(9));
+    await expect(checkPidNamespaceFromImages(tmp, privatePid)).rejects.toThrow("restore refused: the checkpoint's pid namespace is shared (its first process is pid 9, not 1), the target's is private");
+    await expect(checkPidNamespaceFromImages(tmp, sharedPid)).resolves.toBeUndefined();
+    await expect(checkPidNamespaceFromImages(tmp, hostPid)).resolves.toBeUndefined();
+  });
+
+  test('no pstree image: nothing to say (the image check refuses such a checkpoint)', async () => {
+    await expect(checkPidNamespaceFromImages(tmp, sharedPid)).resolves.toBeUndefined();
   });
 });
