@@ -22,8 +22,14 @@ import { sleep } from './procfs';
 export async function pushTestImage(c: Containerd, registry: Registry): Promise<string> {
   const image = await c.importImage();
   const ref = `${registry.host}/ferry-busybox:latest`;
+  // skopeo's cert dir takes CAs as *.crt and pairs any *.key with a client certificate: a dir of its own.
+  let certDir: string | undefined;
+  if (registry.tls) {
+    certDir = fs.mkdtempSync(path.join(c.dir, 'skopeo-certs-'));
+    fs.copyFileSync(registry.caFile, path.join(certDir, 'ca.crt'));
+  }
   await promisify(execFile)('skopeo', [
-    'copy', '--quiet', registry.tls ? `--dest-cert-dir=${path.dirname(registry.caFile)}` : '--dest-tls-verify=false',
+    'copy', '--quiet', certDir ? `--dest-cert-dir=${certDir}` : '--dest-tls-verify=false',
     `oci-archive:${image.tarPath}`, `docker://${ref}`,
   ], { timeout: 60000 });
   return ref;
