@@ -5,7 +5,8 @@
 //   dist/shim-entry.js   what shim/containerd-shim-ferry-v2 runs: loads shim.js, calls main()
 //   dist/shim.js         the shim's actions (src/shim-main.ts): start, delete, -v; small, because
 //                        containerd waits for each of them
-//   dist/shim-daemon.js  the shim daemon (src/daemon/daemon.ts): task service, grpc-js, winston
+//   dist/shim-daemon.js  the shim daemon (src/daemon/daemon.ts): task service, ttrpc
+//   dist/grpc-js.js      @grpc/grpc-js, loaded by the daemon on its first gRPC connection
 //   dist/ferry-entry.js  what shim/ferry runs: loads ferry.js, calls main()
 //   dist/ferry.js        the `ferry` command (src/ferry/main.ts)
 //   dist/*.js.cache      V8 code cache per bundle, made with the launcher's node flags
@@ -44,7 +45,9 @@ for (const [outfile, program, name] of [['dist/shim-entry.js', 'shim.js', 'conta
 const bundles = [
   // start/delete use all of their little code: compile it all into the cache.
   { entry: 'src/shim-main.ts', out: 'shim.js', eager: true },
-  { entry: 'src/daemon/daemon.ts', out: 'shim-daemon.js', eager: process.env.FERRY_DAEMON_CACHE === 'eager' },
+  // grpc-js is its own bundle, loaded on the first gRPC connection (src/protocol/grpc/server.ts).
+  { entry: 'src/daemon/daemon.ts', out: 'shim-daemon.js', eager: process.env.FERRY_DAEMON_CACHE === 'eager', external: ['@grpc/grpc-js'] },
+  { entry: 'src/protocol/grpc/grpc-js-bundle.ts', out: 'grpc-js.js', eager: false },
   { entry: 'src/ferry/main.ts', out: 'ferry.js', eager: false, external: ['zstd-napi'] },
 ];
 for (const b of bundles) {
