@@ -31,9 +31,11 @@ build: deps
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
 	node contrib/bundle.js
 
+# Installs copies that need nothing from this tree: launchers in $(PREFIX)/bin, bundles, code
+# caches and native addons in $(PREFIX)/lib/ferry (contrib/install.sh says what and why).
+PREFIX ?= /usr/local
 install: build
-	ln -sf $(CURDIR)/shim/containerd-shim-ferry-v2 /usr/local/bin/containerd-shim-ferry-v2
-	ln -sf $(CURDIR)/shim/ferry /usr/local/bin/ferry
+	bash contrib/install.sh "$(PREFIX)"
 
 test: test-unit test-e2e
 
