@@ -46,7 +46,7 @@ const bundles = [
   // start/delete use all of their little code: compile it all into the cache.
   { entry: 'src/shim-main.ts', out: 'shim.js', eager: true },
   // grpc-js is its own bundle, loaded on the first gRPC connection (src/protocol/grpc/server.ts).
-  { entry: 'src/daemon/daemon.ts', out: 'shim-daemon.js', eager: process.env.FERRY_DAEMON_CACHE === 'eager', external: ['@grpc/grpc-js'] },
+  { entry: 'src/daemon/daemon.ts', out: 'shim-daemon.js', eager: process.env.FERRY_DAEMON_CACHE === 'eager', external: ['@grpc/grpc-js', 'zstd-napi'] },
   { entry: 'src/protocol/grpc/grpc-js-bundle.ts', out: 'grpc-js.js', eager: false },
   { entry: 'src/ferry/main.ts', out: 'ferry.js', eager: false, external: ['zstd-napi'] },
 ];
