@@ -55,7 +55,7 @@ demo: build
 # NODE_EXTRA_CA_CERTS in containerd's environment (as on this machine), then the start-up
 # sensitive suites without it. `make bench-quick`: a ~2-minute smoke run, never recorded.
 build/bench/run.js: build
-	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning
+	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning --external:zstd-napi
 
 bench: build/bench/run.js
 	BENCH_CA=set node build/bench/run.js
