@@ -49,12 +49,17 @@ for f in package.json binding.js LICENSE NOTICE build/Release/binding.node "$zst
   put "$zstd/$f" "$lib/node_modules/zstd-napi/$f" "$mode"
 done
 
-for name in containerd-shim-ferry-v2 ferry; do
+# launcher NAME SED-SCRIPT CHECK: shim/NAME with its settings made absolute, into $bin.
+launcher() {
+  local tmp
   tmp=$(mktemp "$lib/.launcher.XXXXXX")
-  # The launcher's two settings; everything else is the file in shim/ as it is.
-  sed -e "s|^lib=\$|lib='$lib'|" -e "s|^node=node\$|node='$node'|" "shim/$name" > "$tmp"
-  grep -q "^lib='$lib'\$" "$tmp" && grep -q "^node='$node'\$" "$tmp" || { echo "install: shim/$name has no lib=/node= lines" >&2; exit 1; }
-  put "$tmp" "$bin/$name" 755
+  sed -e "$2" "shim/$1" > "$tmp"
+  grep -q -- "$3" "$tmp" || { rm -f "$tmp"; echo "install: shim/$1 has no settings line to fill in" >&2; exit 1; }
+  put "$tmp" "$bin/$1" 755
   rm -f "$tmp"
-done
+}
+# The shim's launcher (sh): its `lib=` and `node=` lines.
+launcher containerd-shim-ferry-v2 "s|^lib=\$|lib='$lib'|; s|^node=node\$|node='$node'|" "^lib='$lib'\$"
+# The command's (a node script): `const lib = '';` and the interpreter line.
+launcher ferry "s|^const lib = '';\$|const lib = '$lib';|; 1s|^#!/usr/bin/env node\$|#!$node|" "^const lib = '$lib';\$"
 echo "installed ferry in $prefix: $bin/{containerd-shim-ferry-v2,ferry}, $lib"

@@ -26,13 +26,16 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('the install lays out launchers, bundles with their code caches and the native addons', () => {
-  for (const name of ['containerd-shim-ferry-v2', 'ferry']) {
-    const launcher = fs.readFileSync(path.join(prefix, 'bin', name), 'utf8');
+  // Absolute places, and not one path into the build tree.
+  const shim = fs.readFileSync(path.join(prefix, 'bin', 'containerd-shim-ferry-v2'), 'utf8');
+  expect(shim).toContain(`lib='${lib}'`);
+  expect(shim).toMatch(/^node='\/[^']+'$/m);
+  const ferry = fs.readFileSync(path.join(prefix, 'bin', 'ferry'), 'utf8');
+  expect(ferry).toContain(`const lib = '${lib}';`);
+  expect(ferry).toMatch(/^#!\/\S+\n/);
+  for (const [name, text] of [['containerd-shim-ferry-v2', shim], ['ferry', ferry]]) {
     expect(fs.statSync(path.join(prefix, 'bin', name)).mode & 0o111).toBe(0o111);
-    // Absolute places, and not one path into the build tree.
-    expect(launcher).toContain(`lib='${lib}'`);
-    expect(launcher).toMatch(/^node='\/[^']+'$/m);
-    expect(launcher).not.toContain(REPO_ROOT);
+    expect(text).not.toContain(REPO_ROOT);
   }
   for (const f of ['shim-entry.js', 'shim.js', 'shim.js.cache', 'shim-daemon.js', 'shim-daemon.js.cache', 'grpc-js.js',
     'ferry-entry.js', 'ferry.js', 'ferry_sys.node', 'node_modules/zstd-napi/build/Release/binding.node']) {
