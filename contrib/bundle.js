@@ -53,6 +53,14 @@ const bundles = [
 for (const b of bundles) {
   esbuild.buildSync({ ...common, entryPoints: [b.entry], outfile: path.join('dist', b.out), external: b.external, footer });
 }
+// esbuild keeps `import('node:x')` as a real dynamic import, and V8 rejects those in a script
+// compiled from a code cache (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): import Node's modules
+// statically. (Dynamic imports of our own modules become esbuild's lazy initialisers: fine.)
+for (const b of bundles) {
+  const text = fs.readFileSync(path.join(dist, b.out), 'utf8');
+  const m = /\bimport\(\s*["'](node:)?[a-z_/]+["']\s*\)/.exec(text);
+  if (m) throw new Error(`dist/${b.out}: ${m[0]} of a Node module fails under the code-cache loader; import it statically (src/loader/code-cache.ts)`);
+}
 fs.copyFileSync(path.join(root, 'build', 'Release', 'ferry_sys.node'), path.join(dist, 'ferry_sys.node'));
 
 const producer = path.join(root, 'build', 'produce-cache.js');

@@ -3,6 +3,7 @@
 // daemon would have: `runc delete --force`, the rootfs mount, the socket; and prints a
 // DeleteResponse (exit status 137 = SIGKILL, like the Go shim) on stdout.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { DeleteResponse } from '../../api/gen/containerd/task/v2/shim';
 import { readPidFile } from '../process/pid-file';
@@ -62,7 +63,6 @@ export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
 }
 
 async function isAlive(socketPath: string): Promise<boolean> {
-  const net = await import('node:net');
   return new Promise((resolve) => {
     const s = net.connect(socketPath);
     s.once('connect', () => { s.destroy(); resolve(true); });
