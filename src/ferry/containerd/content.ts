@@ -85,7 +85,9 @@ export async function writeContent(conn: Connection, data: Buffer | AsyncIterabl
       }
     }
     if (offset !== total) throw new Error(`content write ${ref}: ${offset} bytes written, ${total} expected`);
-    await roundTrip({ action: WriteAction.COMMIT, ref, total, expected, labels: opts.labels ?? {} });
+    // The commit carries the offset: containerd truncates the ingest when a WRITE or COMMIT
+    // says offset 0 while data was written (contentserver.go, "req.Offset == 0 && ws.Offset > 0").
+    await roundTrip({ action: WriteAction.COMMIT, ref, offset, total, expected, labels: opts.labels ?? {} });
     call.end();
   } catch (err) {
     call.cancel();
