@@ -60,6 +60,8 @@ async function readJsonObject(dir: string, name: string): Promise<Record<string,
     v = await readCheckpointJson(dir, name);
   } catch (err) {
     if (err instanceof NotFoundError) throw new InvalidArgumentError(`the checkpoint has no ${name}`);
+    // Named as the archive names it, not by ferry's staging path.
+    if (err instanceof InvalidArgumentError && /is not valid JSON$/.test(err.message)) throw new InvalidArgumentError(`${name} is not valid JSON`);
     throw err;
   }
   if (!isObject(v)) throw new InvalidArgumentError(`${name} is not a JSON object`);

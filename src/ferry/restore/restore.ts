@@ -143,10 +143,14 @@ function warnAboutExtras(meta: CheckpointMetadata, dir: string, log: WarnLogger)
 /** The restore's failure with CRIU's own first error from restore.log (the log goes with the work dir). */
 async function withCriuLog(err: unknown, workDir: string): Promise<unknown> {
   const log = await fs.promises.readFile(path.join(workDir, ArchiveFile.restoreLog), 'utf8').catch(() => '');
-  const errors = log.split('\n').filter((l) => /Error \(|Error:/.test(l)).slice(0, 2).map((l) => l.replace(/^\(\d+\.\d+\)\s*/, '').trim());
+  // CRIU cannot raise its own RLIMIT_NOFILE in a container whose hard limit is lower: it says so
+  // as an Error and carries on; it is never the cause.
+  const errors = log.split('\n').filter((l) => /Error \(/.test(l) && !/RLIMIT_NOFILE for self/.test(l)).slice(0, 2)
+    .map((l) => l.replace(/^\(\d+\.\d+\)\s*(\d+:\s*)?/, '').trim());
   if (errors.length === 0) return err;
   const e = err as { details?: string; message?: string };
-  const text = `${e.details ?? e.message ?? String(err)}; CRIU: ${errors.join('; ')}`.replace(/; log file: \S+restore\.log: unknown/, '');
+  // The log file named by runc goes with ferry's work dir: quote it instead of naming it.
+  const text = `${(e.details ?? e.message ?? String(err)).replace(/;? ?log file: \S+(: unknown)?|; unknown$/g, '')}; CRIU: ${errors.join('; ')}`;
   return Object.assign(new Error(text), { details: text, code: (err as { code?: number }).code });
 }
 
