@@ -52,7 +52,7 @@ export async function footprint(c: Containerd, stateDir: string): Promise<Footpr
     ingests: await lines(c, ['content', 'active'], 0, true),
     images: await lines(c, ['images', 'ls', '-q']),
     mounts: [...mountsUnder(c.dir), ...mountsUnder(stateDir)].map((m) => m.mountPoint).sort(),
-    // ferry keeps empty parents (staging/, containers/<daemon>/<ns>/) between runs: only what is in them counts.
-    stateFiles: walk(stateDir).filter((p) => !['staging', 'containers'].includes(p) && !/^containers\/[^/]+(\/[^/]+)?$/.test(p)),
+    // ferry keeps empty parents (staging/, fifo/, containers/<daemon>/<ns>/) between runs: only what is in them counts.
+    stateFiles: walk(stateDir).filter((p) => !['staging', 'fifo', 'containers'].includes(p) && !/^containers\/[^/]+(\/[^/]+)?$/.test(p)),
   };
 }

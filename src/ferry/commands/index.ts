@@ -3,11 +3,15 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
 import { registerRestore } from './restore';
+import { registerRm } from './rm';
+import { registerRun } from './run';
 import { registerVersion } from './version';
 
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   registerRestore,
+  registerRun,
+  registerRm,
   registerVersion,
 ];
