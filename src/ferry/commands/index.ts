@@ -2,6 +2,8 @@
 // flags and action.
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
+import { register as inspect } from './inspect';
+import { register as list } from './list';
 import { registerRestore } from './restore';
 import { registerRm } from './rm';
 import { registerRun } from './run';
@@ -13,5 +15,7 @@ export const COMMANDS: RegisterCommand[] = [
   registerRestore,
   registerRun,
   registerRm,
+  inspect,
+  list,
   registerVersion,
 ];

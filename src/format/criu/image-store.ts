@@ -18,6 +18,13 @@ export interface ImageStore {
   read(name: string, maxBytes: number): Promise<Buffer>;
   /** Bytes [offset, offset+length) of `name`; refuses ranges beyond the file. */
   readRanges(name: string, ranges: readonly ByteRange[]): Promise<Buffer[]>;
+  /** All of `name` as a stream of chunks (for a pages image too large to hold). */
+  stream(name: string): AsyncIterable<Buffer>;
+  /**
+   * Optional: fetch these ranges in one go, so that later readRanges of them cost nothing. An
+   * archive store reads the archive once for all of them instead of once per call.
+   */
+  prefetch?(wants: readonly { name: string; ranges: readonly ByteRange[] }[]): Promise<void>;
 }
 
 export interface ByteRange {
@@ -117,6 +124,22 @@ export class DirImageStore implements ImageStore {
       }
       // A file that shrank while being read is read as it is now; one that grew is cut at its fstat size.
       return buf.subarray(0, len);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async *stream(name: string): AsyncIterable<Buffer> {
+    const { fh, size } = await this.open(name);
+    try {
+      let pos = 0;
+      while (pos < size) {
+        const buf = Buffer.alloc(Math.min(1 << 20, size - pos));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        yield buf.subarray(0, bytesRead);
+      }
     } finally {
       await fh.close();
     }
