@@ -2,10 +2,11 @@
 // flags and action.
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
+import { registerCheckpoint } from './checkpoint';
 import { register as inspect } from './inspect';
 import { register as list } from './list';
 import { registerVersion } from './version';
 
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
-export const COMMANDS: RegisterCommand[] = [inspect, list, registerVersion];
+export const COMMANDS: RegisterCommand[] = [registerCheckpoint, inspect, list, registerVersion];
