@@ -2,6 +2,7 @@
 // flags and action.
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
+import { registerCheckpoint } from './checkpoint';
 import { register as inspect } from './inspect';
 import { register as list } from './list';
 import { registerRestore } from './restore';
@@ -12,6 +13,7 @@ import { registerVersion } from './version';
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
 export const COMMANDS: RegisterCommand[] = [
+  registerCheckpoint,
   registerRestore,
   registerRun,
   registerRm,
