@@ -44,6 +44,12 @@ export interface CheckpointRequest {
   printStats: boolean;
   /** Replace an existing --export file or image name. */
   force: boolean;
+  /**
+   * Runs once the checkpoint is complete (archive in place, image made and pushed) and before the
+   * container is stopped — `ferry migrate` restores on the destination here. If it throws, the
+   * container is resumed, as after any other failure, and the error propagates.
+   */
+  beforeStop?: () => Promise<void>;
 }
 
 /** CRIU's dump statistics, under checkpointctl's JSON names (µs and pages). */
@@ -211,6 +217,7 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
     if (r.printStats) statisticsResult = statistics(await readStats(new DirImageStore(stage), ArchiveFile.statsDump));
 
     if (output) await output.commit();
+    if (r.beforeStop) await r.beforeStop();
     let stopped = false;
     if (!r.leaveRunning) {
       running = false;

@@ -5,6 +5,7 @@ import type { CliContext } from '../context';
 import { registerCheckpoint } from './checkpoint';
 import { register as inspect } from './inspect';
 import { register as list } from './list';
+import { registerMigrate } from './migrate';
 import { registerRestore } from './restore';
 import { registerRm } from './rm';
 import { registerRun } from './run';
@@ -17,6 +18,7 @@ export const COMMANDS: RegisterCommand[] = [
   registerRestore,
   registerRun,
   registerRm,
+  registerMigrate,
   inspect,
   list,
   registerVersion,

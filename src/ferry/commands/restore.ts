@@ -8,9 +8,9 @@ import type { CliContext } from '../context';
 import { restoreCheckpoint, FERRY_RUNTIME, type RestoreResult, type RestoreSource } from '../restore/restore';
 import { stateRoot } from '../restore/container-state';
 import type { RestoreStats } from '../restore/restore-stats';
-import { cliLog, pullFor, sourceProgress } from './restore-shared';
+import { cliLog, pullFor, registryOptions, sourceProgress, type RegistryFlags } from './restore-shared';
 
-interface RestoreFlags {
+interface RestoreFlags extends RegistryFlags {
   import?: string;
   image?: string;
   name?: string;
@@ -44,7 +44,7 @@ export function parseSource(flags: { import?: string; image?: string }): Restore
 }
 
 export function registerRestore(program: Command, ctx: CliContext): void {
-  program
+  registryOptions(program
     .command('restore')
     .description('restore a checkpoint archive (containerd CRI, Podman, CRI-O, ferry) or checkpoint image as a running container')
     .option('-i, --import <file>', 'checkpoint archive (tar, tar+gzip, tar+zstd)')
@@ -52,7 +52,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
     .option('--name <id>', "id of the restored container (default: the checkpoint's container name)")
     .option('--runtime <name>', 'runtime of the restored container', FERRY_RUNTIME)
     .option('--tcp-established', 'restore established TCP connections')
-    .option('--print-stats', "print CRIU's restore statistics")
+    .option('--print-stats', "print CRIU's restore statistics"))
     .action(async (flags: RestoreFlags, cmd: Command) => {
       ctx.commandName = 'restore';
       const g = ctx.globals(cmd);
@@ -61,14 +61,14 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       const progress = sourceProgress(ctx, g, source);
       try {
         const result = await restoreCheckpoint(conn, {
-          source, name: flags.name, runtime: flags.runtime, tcpEstablished: flags.tcpEstablished, pull: pullFor(ctx, g),
-          stateRoot: stateRoot(ctx.env), log: cliLog(ctx, g), onProgress: progress.update, collectStats: flags.printStats,
+          source, name: flags.name, runtime: flags.runtime, tcpEstablished: flags.tcpEstablished, pull: pullFor(flags, progress.progress),
+          stateRoot: stateRoot(ctx.env), log: cliLog(ctx), onProgress: progress.update, collectStats: flags.printStats,
         });
-        progress.stop();
+        progress.progress.stop();
         if (flags.printStats && !result.stats) result.warnings.push('CRIU wrote no restore statistics');
         ctx.print(g, result, () => restoreText(result));
       } finally {
-        progress.stop();
+        progress.progress.stop();
         conn.close();
       }
     });

@@ -12,10 +12,10 @@ import { AttachedIO } from '../restore/attached-io';
 import { stateRoot } from '../restore/container-state';
 import { removeContainer } from '../restore/remove-container';
 import { restoreCheckpoint, FERRY_RUNTIME } from '../restore/restore';
-import { cliLog, pullFor, sourceOf, sourceProgress } from './restore-shared';
+import { cliLog, pullFor, registryOptions, sourceOf, sourceProgress, type RegistryFlags } from './restore-shared';
 import { restoreText } from './restore';
 
-interface RunFlags {
+interface RunFlags extends RegistryFlags {
   checkpoint?: string;
   detach?: boolean;
   rm?: boolean;
@@ -26,14 +26,14 @@ const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const SIGNAL_NUMBERS: Record<(typeof FORWARDED)[number], number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 export function registerRun(program: Command, ctx: CliContext): void {
-  program
+  registryOptions(program
     .command('run')
     .description('restore a checkpoint as a new container and run it (attached, as ctr run, unless -d)')
     .argument('[id]', "id of the new container (default: the checkpoint's container name)")
     .requiredOption('--checkpoint <file|ref>', 'checkpoint archive file or checkpoint image reference')
     .option('-d, --detach', 'leave it running in the background')
     .option('--rm', 'remove the container when it exits')
-    .option('--runtime <name>', 'runtime of the container', FERRY_RUNTIME)
+    .option('--runtime <name>', 'runtime of the container', FERRY_RUNTIME))
     .action(async (id: string | undefined, flags: RunFlags, cmd: Command) => {
       ctx.commandName = 'run';
       const g = ctx.globals(cmd);
@@ -46,10 +46,10 @@ export function registerRun(program: Command, ctx: CliContext): void {
       try {
         if (!flags.detach) io = await AttachedIO.open(path.join(root, 'fifo'), id ?? 'run', ctx.stdout, ctx.stderr);
         const result = await restoreCheckpoint(conn, {
-          source, name: id, runtime: flags.runtime, pull: pullFor(ctx, g), stateRoot: root, log: cliLog(ctx, g), onProgress: progress.update,
+          source, name: id, runtime: flags.runtime, pull: pullFor(flags, progress.progress), stateRoot: root, log: cliLog(ctx), onProgress: progress.update,
           ...(io ? { stdio: { stdout: io.stdout, stderr: io.stderr } } : {}),
         });
-        progress.stop();
+        progress.progress.stop();
         if (!io) {
           ctx.print(g, result, () => result.id);
           return;
@@ -73,7 +73,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
         if (g.json) ctx.print(g, { ...result, exitStatus: status }, () => restoreText(result));
         ctx.exitCode = status;
       } finally {
-        progress.stop();
+        progress.progress.stop();
         await io?.close();
         conn.close();
       }

@@ -46,8 +46,8 @@ export interface RestoreOptions {
   log: WarnLogger;
   /** The task's stdio (FIFO paths or URIs); none by default. */
   stdio?: { stdin?: string; stdout?: string; stderr?: string };
-  /** Bytes of the source read so far (for a progress bar). */
-  onProgress?: (read: number) => void;
+  /** Bytes of the source read so far, of `total` (for a progress bar). */
+  onProgress?: (read: number, total: number) => void;
   /** Read CRIU's restore statistics (stats-restore) into the result. */
   collectStats?: boolean;
 }
@@ -108,14 +108,15 @@ async function stage(conn: Connection, o: RestoreOptions, stagingParent: string,
       throw err;
     });
     if (!st.isFile()) throw new InvalidArgumentError(`checkpoint archive ${file} is not a regular file`);
-    return { dir: (await stageCheckpointArchive(file, stagingParent, log, { onRead: o.onProgress })).dir, pulled: false };
+    const onRead = o.onProgress ? (n: number) => o.onProgress!(n, st.size) : undefined;
+    return { dir: (await stageCheckpointArchive(file, stagingParent, log, { onRead })).dir, pulled: false };
   }
   const img = await checkpointImageLayer(conn, o.source.ref, o.pull);
   let read = 0;
   const counted = (async function* () {
     for await (const chunk of readLayer(conn, img.layer)) {
       read += chunk.length;
-      o.onProgress?.(read);
+      o.onProgress?.(read, img.layer.size);
       yield chunk;
     }
   })();
