@@ -12,12 +12,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startContainerd, Containerd } from '../helpers/containerd';
-import { runFerry } from '../helpers/ferry-cli';
+import { FERRY_CLI, runFerry } from '../helpers/ferry-cli';
 import { expectExit, taskRow, uniqueId } from '../helpers/lanes';
 import { waitFor } from '../helpers/procfs';
 import { startRegistry, type Registry } from '../helpers/registry';
 
 jest.setTimeout(240000);
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const pty = require('node-pty') as typeof import('node-pty');
 
 const versions = (process.env.FERRY_E2E_CONTAINERD ?? '1.7,2.1').split(',').map((s) => s.trim()) as ('1.7' | '2.1')[];
 const COUNTER = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
@@ -159,5 +162,36 @@ describe.each(versions)('checkpoints between containerds %s', (version) => {
       await a.ctr(['container', 'rm', id]);
     }
   });
-});
 
+  test('the import of a large checkpoint shows a progress bar on a terminal, and nothing through a pipe', async () => {
+    const id = uniqueId('big');
+    // ~64 MiB of random text in the shell's memory.
+    expectExit(a, await a.ctr(['run', '-d', baseRef, id, 'sh', '-c', 'x=$(head -c 50331648 /dev/urandom | base64); echo ready > /tmp/ready; while :; do sleep 1; done']), 0);
+    await waitFor(async () => ((await a.ctr(['task', 'exec', '--exec-id', uniqueId('r'), id, 'cat', '/tmp/ready'])).stdout.includes('ready') ? true : undefined), 60000, 500);
+    const file = path.join(work, `${id}.tar`);
+    const cp = await runFerry(a, ['checkpoint', id, '--export', file, '--compress', 'none'], { env: env() });
+    if (cp.code !== 0) throw new Error(`checkpoint: ${cp.stderr}`);
+    expectExit(a, await a.ctr(['container', 'rm', id]), 0);
+    expect(fs.statSync(file).size).toBeGreaterThan(60 * 1024 * 1024);
+    const term = pty.spawn(process.execPath, [FERRY_CLI, '-a', a.address, '-n', a.namespace, 'restore', '--import', file], {
+      cols: 140, rows: 24, name: 'xterm', env: { ...process.env, ...env(), TERM: 'xterm' } as Record<string, string>,
+    });
+    let out = '';
+    term.onData((d) => { out += d; });
+    const exit = await new Promise<{ exitCode: number }>((resolve) => term.onExit(resolve));
+    try {
+      expect({ exitCode: exit.exitCode }).toEqual({ exitCode: 0 });
+      expect(out).toMatch(/import \S+ \[[=-]{24}\] +\d+% [\d.]+ [KMG]?i?B\/[\d.]+ MiB [\d.]+ [KM]iB\/s \S+ left/);
+      expect(out).toContain(`restored ${id}`);
+    } finally {
+      await runFerry(a, ['rm', id], { env: env() });
+    }
+    const piped = await runFerry(a, ['restore', '--import', file], { env: env() });
+    try {
+      expect({ code: piped.code, stderr: piped.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(piped.stdout).toMatch(new RegExp(`^restored ${id} `));
+    } finally {
+      await runFerry(a, ['rm', id], { env: env() });
+    }
+  });
+});
