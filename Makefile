@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-cri clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-cri bench-import clean
 
 all: build
 
@@ -45,19 +45,24 @@ test-e2e: build
 
 # Bundled into build/demo/ so the test helpers find the repository two levels up.
 demo: build
-	$(NODE_BIN)/esbuild contrib/demo.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=build/demo/demo.js
+	$(NODE_BIN)/esbuild contrib/demo.ts --bundle --platform=node --target=node20 --log-level=warning --external:zstd-napi --outfile=build/demo/demo.js
 	node build/demo/demo.js
 
 # Bundled into build/bench/ so the test helpers find the repository two levels up.
 bench: build
-	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning
+	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning --external:zstd-napi
 	node build/bench/run.js
 
 # ferry as a CRI runtime handler vs containerd's runc handler (containerd 2.1 with CRI):
 # pod start, shim memory per pod, CheckpointContainer. Bundled like bench.
 bench-cri: build
-	$(NODE_BIN)/esbuild bench/cri.ts --bundle --platform=node --target=node20 --outfile=build/bench/cri.js --log-level=warning
+	$(NODE_BIN)/esbuild bench/cri.ts --bundle --platform=node --target=node20 --outfile=build/bench/cri.js --log-level=warning --external:zstd-napi
 	node build/bench/cri.js
+
+# ferry restore --import vs podman container restore --import (idle and 256 MiB, zstd and none).
+bench-import: build
+	$(NODE_BIN)/esbuild bench/import.ts --bundle --platform=node --target=node20 --outfile=build/bench/import.js --log-level=warning --external:zstd-napi
+	node build/bench/import.js
 
 clean:
 	rm -rf dist build

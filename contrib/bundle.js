@@ -8,5 +8,5 @@
 'use strict';
 const esbuild = require('esbuild');
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: 'linked', minify: false, logLevel: 'warning' };
-esbuild.buildSync({ ...common, entryPoints: ['src/shim-main.ts'], outfile: 'dist/shim.js' });
+esbuild.buildSync({ ...common, entryPoints: ['src/shim-main.ts'], outfile: 'dist/shim.js', external: ['zstd-napi'] });
 esbuild.buildSync({ ...common, entryPoints: ['src/ferry/main.ts'], outfile: 'dist/ferry.js', external: ['zstd-napi'] });
