@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-export clean
 
 all: build
 
@@ -52,6 +52,12 @@ demo: build
 bench: build
 	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning
 	node build/bench/run.js
+
+# `ferry checkpoint --export` vs `podman container checkpoint --export`, and ferry's archive
+# writer vs tar | zstd (bench/export.ts). zstd-napi is a native addon: kept out of the bundle.
+bench-export: build
+	$(NODE_BIN)/esbuild bench/export.ts --bundle --platform=node --target=node20 --external:zstd-napi --outfile=build/bench/export.js --log-level=warning
+	node build/bench/export.js
 
 clean:
 	rm -rf dist build
