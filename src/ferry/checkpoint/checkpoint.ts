@@ -44,6 +44,9 @@ export interface CheckpointRequest {
   printStats: boolean;
   /** Replace an existing --export file or image name. */
   force: boolean;
+  /** containerd 2.x: hosts.toml directory (certs.d layout) and plain HTTP for the push. */
+  hostsDir?: string;
+  plainHttp?: boolean;
 }
 
 /** CRIU's dump statistics, under checkpointctl's JSON names (µs and pages). */
@@ -76,6 +79,7 @@ export function checkRequest(r: CheckpointRequest): void {
     throw new InvalidArgumentError('nothing to write the checkpoint to: give --export FILE, --create-image REF, or both');
   }
   if (r.push && !r.createImage) throw new InvalidArgumentError('--push needs --create-image REF (the image to push)');
+  if ((r.hostsDir || r.plainHttp) && !r.push) throw new InvalidArgumentError('--hosts-dir and --plain-http only apply to --push');
   if (r.createImage !== undefined && !/^[a-z0-9][a-z0-9._:/@-]*$/i.test(r.createImage)) {
     throw new InvalidArgumentError(`--create-image ${JSON.stringify(r.createImage)} is not an image reference`);
   }
@@ -120,6 +124,10 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
   ]);
   if (!container) throw new NotFoundError(`no container ${JSON.stringify(r.containerId)} in namespace ${JSON.stringify(conn.namespace)}`);
   if (existingImage) throw new AlreadyExistsError(`image ${r.createImage} already exists (use --force to replace it)`);
+  if ((r.hostsDir || r.plainHttp) && server && server.major < 2) {
+    // 1.7.24's Transfer service takes neither from a request and would ignore them silently.
+    throw new InvalidArgumentError(`containerd ${server.version} reads no --hosts-dir or --plain-http in a push: trust the registry's CA in containerd's environment instead (docs/ferry-cli.md, Registries)`);
+  }
   const spec = containerSpec(container);
   const baseImage = container.image ? await findImage(conn, container.image) : undefined;
 
@@ -215,7 +223,10 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       if (r.push) {
         progress.start('push', 0);
         try {
-          await pushImage(conn, image.name, image.name, { onProgress: (p: TransferProgress) => progress.update(p.done, p.total) });
+          await pushImage(conn, image.name, image.name, {
+            hostDir: r.hostsDir, defaultScheme: r.plainHttp ? 'http' : undefined,
+            onProgress: (p: TransferProgress) => progress.update(p.done, p.total),
+          });
         } finally {
           progress.stop();
           lap('push');
