@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-cri bench-import clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-cri bench-export bench-import clean
 
 all: build
 
@@ -63,6 +63,12 @@ bench-cri: build
 bench-import: build
 	$(NODE_BIN)/esbuild bench/import.ts --bundle --platform=node --target=node20 --outfile=build/bench/import.js --log-level=warning --external:zstd-napi
 	node build/bench/import.js
+
+# `ferry checkpoint --export` vs `podman container checkpoint --export`, and ferry's archive
+# writer vs tar | zstd (bench/export.ts). zstd-napi is a native addon: kept out of the bundle.
+bench-export: build
+	$(NODE_BIN)/esbuild bench/export.ts --bundle --platform=node --target=node20 --external:zstd-napi --outfile=build/bench/export.js --log-level=warning
+	node build/bench/export.js
 
 clean:
 	rm -rf dist build

@@ -279,19 +279,31 @@ describe.each(versions)('ferry checkpoint against containerd %s', (version) => {
     expect(got.status).toBe(200);
     expect(`sha256:${createHash('sha256').update(got.body).digest('hex')}`).toBe(digest);
 
-    // Another host: a second containerd (own root and state) pulls it through ferry's pull.
+    // Another host: a second containerd (own root and state) pulls it through ferry's pull. 1.7
+    // reads no hosts config: it pulls the pushed name. 2.1 is sent a hosts.toml directory that
+    // maps a name no DNS knows to the registry (with its CA): the pull works only through it.
     const c2 = await startContainerd({ version, env: reg.containerdEnv(), importImage: false });
+    let pulledRef = ref;
     try {
       const conn = new Connection(c2.address, c2.namespace);
       const seen: TransferProgress[] = [];
       try {
-        await pullImage(conn, ref, { onProgress: (p) => seen.push(p) });
+        let hostDir: string | undefined;
+        if (version === '2.1') {
+          const alias = `ferry-registry.invalid:${reg.host.split(':')[1]}`;
+          hostDir = path.join(e.out, `${id}-certs.d`);
+          fs.mkdirSync(path.join(hostDir, alias), { recursive: true });
+          fs.writeFileSync(path.join(hostDir, alias, 'hosts.toml'), `server = "https://${reg.host}"\n\n[host."https://${reg.host}"]\n  capabilities = ["pull", "resolve"]\n  ca = "${reg.caFile}"\n`);
+          pulledRef = ref.replace(reg.host, alias);
+          await expect(pullImage(conn, pulledRef)).rejects.toMatchObject({ details: expect.stringMatching(/ferry-registry\.invalid/) });
+        }
+        await pullImage(conn, pulledRef, { onProgress: (p) => seen.push(p), hostDir });
       } finally {
         conn.close();
       }
-      const check = await c2.ctr(['images', 'check', `name==${ref}`]);
+      const check = await c2.ctr(['images', 'check', `name==${pulledRef}`]);
       expect(check.stdout).toMatch(/complete \(2\/2\)/); // config + layer
-      expect(await imageDigest(c2, ref)).toBe(digest);
+      expect(await imageDigest(c2, pulledRef)).toBe(digest);
       expect(seen.length).toBeGreaterThan(0);
       expect(seen[seen.length - 1]!.total).toBeGreaterThanOrEqual(result.image.layer.size);
       // The pulled layer holds the archive's files at its root.
@@ -381,6 +393,10 @@ describe.each(versions)('ferry checkpoint against containerd %s', (version) => {
       await refused(['checkpoint', id], /^ferry checkpoint: nothing to write the checkpoint to: give --export FILE, --create-image REF, or both$/m);
       await refused(['checkpoint', id, '--push', '--export', path.join(e.out, 'x.tar')], /^ferry checkpoint: --push needs --create-image REF/m);
       await refused(['checkpoint', id, '--create-image', 'Bad Name!'], /^ferry checkpoint: --create-image "Bad Name!" is not an image reference$/m);
+      await refused(['checkpoint', id, '--export', path.join(e.out, 'x.tar'), '--plain-http'], /^ferry checkpoint: --hosts-dir and --plain-http only apply to --push$/m);
+      if (version === '1.7') {
+        await refused(['checkpoint', id, '--create-image', `${reg.host}/x:1`, '--push', '--hosts-dir', e.out], /^ferry checkpoint: containerd v?1\.7\.\d+\S* reads no --hosts-dir or --plain-http in a push/m);
+      }
     });
 
     test('an export path in a missing directory; an existing file (refused without --force, replaced with it)', async () => {

@@ -50,6 +50,9 @@ export interface CheckpointRequest {
    * container is resumed, as after any other failure, and the error propagates.
    */
   beforeStop?: () => Promise<void>;
+  /** containerd 2.x: hosts.toml directory (certs.d layout) and plain HTTP for the push. */
+  hostsDir?: string;
+  plainHttp?: boolean;
 }
 
 /** CRIU's dump statistics, under checkpointctl's JSON names (µs and pages). */
@@ -72,6 +75,8 @@ export interface CheckpointResult {
   rootfsDiff?: { entries: number; deletedFiles: string[] };
   statistics?: DumpStatistics;
   durationMs: number;
+  /** Where the time went (ms): checks, pause, dump, writableLayer, resume, archive, image, push, stop. */
+  timings: Record<string, number>;
 }
 
 /** Options that contradict each other or are missing, before anything is touched. */
@@ -80,6 +85,7 @@ export function checkRequest(r: CheckpointRequest): void {
     throw new InvalidArgumentError('nothing to write the checkpoint to: give --export FILE, --create-image REF, or both');
   }
   if (r.push && !r.createImage) throw new InvalidArgumentError('--push needs --create-image REF (the image to push)');
+  if ((r.hostsDir || r.plainHttp) && !r.push) throw new InvalidArgumentError('--hosts-dir and --plain-http only apply to --push');
   if (r.createImage !== undefined && !/^[a-z0-9][a-z0-9._:/@-]*$/i.test(r.createImage)) {
     throw new InvalidArgumentError(`--create-image ${JSON.stringify(r.createImage)} is not an image reference`);
   }
@@ -111,16 +117,25 @@ function statistics(stats: Awaited<ReturnType<typeof readStats>>): DumpStatistic
 
 export async function checkpoint(conn: Connection, r: CheckpointRequest, progress: Progress): Promise<CheckpointResult> {
   const started = Date.now();
+  const timings: Record<string, number> = {};
+  let lapStart = started;
+  const lap = (phase: string) => { const now = Date.now(); timings[phase] = (timings[phase] ?? 0) + now - lapStart; lapStart = now; };
   checkRequest(r);
   const output = r.exportFile ? await OutputFile.prepare(r.exportFile, r.force) : undefined;
-  const container = await findContainer(conn, r.containerId);
+  // Independent look-ups go out together (each is a round trip to containerd).
+  const [container, existingImage, server] = await Promise.all([
+    findContainer(conn, r.containerId),
+    r.createImage && !r.force ? findImage(conn, r.createImage) : undefined,
+    r.createImage ? containerdVersion(conn).catch(() => undefined) : undefined,
+  ]);
   if (!container) throw new NotFoundError(`no container ${JSON.stringify(r.containerId)} in namespace ${JSON.stringify(conn.namespace)}`);
-  if (r.createImage && !r.force && (await findImage(conn, r.createImage))) {
-    throw new AlreadyExistsError(`image ${r.createImage} already exists (use --force to replace it)`);
+  if (existingImage) throw new AlreadyExistsError(`image ${r.createImage} already exists (use --force to replace it)`);
+  if ((r.hostsDir || r.plainHttp) && server && server.major < 2) {
+    // 1.7.24's Transfer service takes neither from a request and would ignore them silently.
+    throw new InvalidArgumentError(`containerd ${server.version} reads no --hosts-dir or --plain-http in a push: trust the registry's CA in containerd's environment instead (docs/ferry-cli.md, Registries)`);
   }
   const spec = containerSpec(container);
   const baseImage = container.image ? await findImage(conn, container.image) : undefined;
-  const server = await containerdVersion(conn).catch(() => undefined);
 
   const leaseId = await createLease(conn, { 'io.ferry/checkpoint': container.id });
   const leased = conn.withLease(leaseId);
@@ -131,7 +146,9 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
   let running = true; // the container still runs (paused or not): a failure must resume it
   let image: CheckpointImage | undefined;
   try {
+    lap('checks');
     dump = await TaskDump.pause(leased, container.id);
+    lap('pause');
     const checkpointedAt = new Date();
     let layer: WritableLayer | undefined;
     let containerLog: string | undefined;
@@ -144,10 +161,13 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
         if (!cause) throw err;
         throw new InternalError(`CRIU could not dump container ${JSON.stringify(container.id)}: ${cause}; the container was left as it was`, { cause: err });
       }
+      lap('dump');
       layer = await exportWritableLayer(leased, container, path.join(stage, ArchiveFile.rootfsDiffTar));
       containerLog = await copyLog(logFileOf(dump.process?.stdout, metadata.statusDump.log_path), path.join(stage, ArchiveFile.containerLog));
+      lap('writableLayer');
     } finally {
       if (r.leaveRunning) await dump.resume();
+      lap('resume');
     }
     const present = async (name: string) => ((await fsp.lstat(path.join(stage, name)).catch(() => undefined))?.isFile() ? path.join(stage, name) : undefined);
     const entries = await checkpointArchiveEntries({
@@ -168,7 +188,8 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
     let exportedDigest: DigestStream | undefined;
     if (output) {
       progress.start('export', total);
-      const archive = archiveStream(entries, { compression: r.compression, onProgress: (n) => progress.update(n) });
+      // The uncompressed digest is only needed as an image layer's diff_id.
+      const archive = archiveStream(entries, { compression: r.compression, digest: r.createImage !== undefined, onProgress: (n) => progress.update(n) });
       const fh = await output.open();
       try {
         await pipeline(archive.stream, fh.createWriteStream());
@@ -181,6 +202,7 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       } finally {
         await fh.close().catch(() => undefined);
         progress.stop();
+        lap('archive');
       }
     }
 
@@ -202,13 +224,18 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
         });
       } finally {
         progress.stop();
+        lap('image');
       }
       if (r.push) {
         progress.start('push', 0);
         try {
-          await pushImage(conn, image.name, image.name, { onProgress: (p: TransferProgress) => progress.update(p.done, p.total) });
+          await pushImage(conn, image.name, image.name, {
+            hostDir: r.hostsDir, defaultScheme: r.plainHttp ? 'http' : undefined,
+            onProgress: (p: TransferProgress) => progress.update(p.done, p.total),
+          });
         } finally {
           progress.stop();
+          lap('push');
         }
       }
     }
@@ -223,6 +250,7 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       running = false;
       await dump.stop();
       stopped = true;
+      lap('stop');
     }
     return {
       id: container.id,
@@ -234,6 +262,7 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       ...(layer ? { rootfsDiff: { entries: layer.entries, deletedFiles: layer.deletedFiles } } : {}),
       ...(statisticsResult ? { statistics: statisticsResult } : {}),
       durationMs: Date.now() - started,
+      timings,
     };
   } catch (err) {
     await output?.discard();

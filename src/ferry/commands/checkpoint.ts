@@ -18,6 +18,8 @@ interface CheckpointFlags {
   fileLocks?: boolean;
   printStats?: boolean;
   force?: boolean;
+  hostsDir?: string;
+  plainHttp?: boolean;
 }
 
 function text(r: CheckpointResult): string {
@@ -52,6 +54,8 @@ export function registerCheckpoint(program: Command, ctx: CliContext): void {
     .option('--file-locks', 'checkpoint file locks')
     .option('--print-stats', "print CRIU's dump statistics")
     .option('-f, --force', 'replace an existing --export file or --create-image image')
+    .option('--hosts-dir <dir>', 'containerd 2.x: registry hosts.toml directory for --push (as ctr --hosts-dir)')
+    .option('--plain-http', 'containerd 2.x: push over plain HTTP')
     .action(async (id: string, flags: CheckpointFlags, cmd: Command) => {
       ctx.commandName = 'checkpoint';
       const g = ctx.globals(cmd);
@@ -68,6 +72,8 @@ export function registerCheckpoint(program: Command, ctx: CliContext): void {
           fileLocks: flags.fileLocks ?? false,
           printStats: flags.printStats ?? false,
           force: flags.force ?? false,
+          hostsDir: flags.hostsDir,
+          plainHttp: flags.plainHttp ?? false,
         }, createProgress(ctx, g));
         ctx.print(g, result, () => text(result));
       } finally {
