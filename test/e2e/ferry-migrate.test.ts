@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { startContainerd, Containerd } from '../helpers/containerd';
 import { FERRY_CLI, runFerry } from '../helpers/ferry-cli';
 import { expectExit, taskRow, uniqueId } from '../helpers/lanes';
-import { waitFor } from '../helpers/procfs';
+import { listProcs, waitFor } from '../helpers/procfs';
 import { startRegistry, type Registry } from '../helpers/registry';
 
 jest.setTimeout(240000);
@@ -141,6 +141,42 @@ describe.each(versions)('checkpoints between containerds %s', (version) => {
       expect(fs.readdirSync(path.join(work, 'state', 'migrate'))).toEqual([]);
     } finally {
       await runFerry(b, ['rm', id], { env: env() });
+    }
+  });
+
+  test('a container ferry restored can be checkpointed again: its output is in its log, and it migrates on', async () => {
+    const id = uniqueId('gen');
+    const file = path.join(work, `${id}.tar.zst`);
+    expectExit(a, await a.ctr(['run', '-d', baseRef, id, 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo line $i; sleep 0.1; done']), 0);
+    await countAtLeast(a, id, 10);
+    const cp = await runFerry(a, ['checkpoint', id, '--export', file], { env: env() });
+    if (cp.code !== 0) throw new Error(`checkpoint: ${cp.stderr}`);
+    expectExit(a, await a.ctr(['container', 'rm', id]), 0);
+    const r = await runFerry(a, ['--json', 'restore', '--import', file], { env: env() });
+    if (r.code !== 0) throw new Error(`restore: ${r.stderr}`);
+    const { log } = JSON.parse(r.stdout) as { log: string };
+    const restoredAt = await readCount(a, id);
+    await countAtLeast(a, id, restoredAt + 5);
+    // The restored process writes to its pipes; ferry's copier puts that in container.log.
+    const lines = fs.readFileSync(log, 'utf8').trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    // It continues from the checkpoint (≥ 10 counted before it), not from 1, line after line.
+    const first = Number(/^line (\d+)$/.exec(lines[0]!)![1]);
+    expect(first).toBeGreaterThanOrEqual(10);
+    expect(first).toBeLessThanOrEqual(restoredAt + 1);
+    expect(lines.slice(0, 3)).toEqual([`line ${first}`, `line ${first + 1}`, `line ${first + 2}`]);
+    const m = await runFerry(a, ['migrate', id, '--to', b.address, '--to-namespace', b.namespace, '--name', `${id}-b`], { env: env() });
+    if (m.code !== 0) throw new Error(`migrate of a restored container: ${m.stderr}`);
+    try {
+      const moved = await readCount(b, `${id}-b`);
+      expect(moved).toBeGreaterThan(restoredAt);
+      await countAtLeast(b, `${id}-b`, moved + 3);
+      // The source's copier ended with its task; its state went with ferry's removal of the source.
+      expect(fs.existsSync(path.dirname(log))).toBe(false);
+      const copiers = await waitFor(() => (listProcs().some((p) => p.argv.includes('log-copier') && p.argv.includes(path.dirname(log))) ? undefined : true), 10000, 200);
+      expect(copiers).toBe(true);
+    } finally {
+      await runFerry(b, ['rm', `${id}-b`], { env: env() });
     }
   });
 

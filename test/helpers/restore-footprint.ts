@@ -1,30 +1,18 @@
 // What a `ferry restore` may leave in a test containerd and on the file system, as one
-// comparable record: containerd's containers, tasks, snapshots, leases, content, active
-// ingests and images (read through its API with ctr), the mounts under containerd's and
-// ferry's directories, and every path under ferry's state directory. A refused restore must
-// leave the record exactly as it was.
+// comparable record: containerd's store (containerd-state.ts: containers, tasks, snapshots,
+// leases, content, images) plus its active ingests, the mounts under containerd's and ferry's
+// directories, and every path under ferry's state directory. A refused restore must leave the
+// record exactly as it was.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Containerd } from './containerd';
-import { expectExit } from './lanes';
+import { storeState, type StoreState } from './containerd-state';
 import { mountsUnder } from './procfs';
 
-export interface Footprint {
-  containers: string[];
-  tasks: string[];
-  snapshots: string[];
-  leases: string[];
-  content: string[];
+export interface Footprint extends StoreState {
   ingests: string[];
-  images: string[];
   mounts: string[];
   stateFiles: string[];
-}
-
-async function lines(c: Containerd, args: string[], column = 0, skipHeader = false): Promise<string[]> {
-  const r = await c.ctr(args);
-  expectExit(c, r, 0);
-  return r.stdout.split('\n').slice(skipHeader ? 1 : 0).map((l) => l.trim().split(/\s+/)[column] ?? '').filter(Boolean).sort();
 }
 
 function walk(dir: string): string[] {
@@ -43,14 +31,11 @@ function walk(dir: string): string[] {
 }
 
 export async function footprint(c: Containerd, stateDir: string): Promise<Footprint> {
+  const active = await c.ctr(['content', 'active']);
+  if (active.code !== 0) throw new Error(`ctr content active failed: ${active.stderr}`);
   return {
-    containers: await lines(c, ['containers', 'ls', '-q']),
-    tasks: await lines(c, ['tasks', 'ls', '-q']),
-    snapshots: await lines(c, ['snapshots', 'ls'], 0, true),
-    leases: await lines(c, ['leases', 'ls', '-q']),
-    content: await lines(c, ['content', 'ls', '-q']),
-    ingests: await lines(c, ['content', 'active'], 0, true),
-    images: await lines(c, ['images', 'ls', '-q']),
+    ...(await storeState(c)),
+    ingests: active.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/)[0]!).filter(Boolean).sort(),
     mounts: [...mountsUnder(c.dir), ...mountsUnder(stateDir)].map((m) => m.mountPoint).sort(),
     // ferry keeps empty parents (staging/, fifo/, containers/<daemon>/<ns>/) between runs: only what is in them counts.
     stateFiles: walk(stateDir).filter((p) => !['staging', 'fifo', 'containers'].includes(p) && !/^containers\/[^/]+(\/[^/]+)?$/.test(p)),

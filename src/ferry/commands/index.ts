@@ -5,6 +5,7 @@ import type { CliContext } from '../context';
 import { registerCheckpoint } from './checkpoint';
 import { register as inspect } from './inspect';
 import { register as list } from './list';
+import { registerLogCopier } from './log-copier';
 import { registerMigrate } from './migrate';
 import { registerRestore } from './restore';
 import { registerRm } from './rm';
@@ -22,4 +23,5 @@ export const COMMANDS: RegisterCommand[] = [
   inspect,
   list,
   registerVersion,
+  registerLogCopier,
 ];

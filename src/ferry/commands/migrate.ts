@@ -19,7 +19,7 @@ import { createProgress } from '../progress';
 import { stateRoot } from '../restore/container-state';
 import { removeContainer } from '../restore/remove-container';
 import { restoreCheckpoint, FERRY_RUNTIME, type RestoreResult } from '../restore/restore';
-import { cliLog, pullFor, registryOptions, type RegistryFlags } from './restore-shared';
+import { checkRegistryFlags, cliLog, pullFor, registryOptions, type RegistryFlags } from './restore-shared';
 
 interface MigrateFlags extends RegistryFlags {
   to: string;
@@ -60,6 +60,7 @@ export function registerMigrate(program: Command, ctx: CliContext): void {
       const archive = path.join(root, 'migrate', `${id}-${randomBytes(4).toString('hex')}.tar`);
       let restored: RestoreResult | undefined;
       try {
+        await checkRegistryFlags(dest, flags);
         if (!(await findContainer(source, id))) throw new NotFoundError(`no container ${id} in namespace ${g.namespace}`);
         // The destination answers and the name is free there — before the source is touched.
         if (await findContainer(dest, newId)) throw new FailedPreconditionError(`the destination already has a container ${newId}`);

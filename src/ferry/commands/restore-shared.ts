@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import type { WarnLogger } from '../../format/warn-logger';
-import { findImage, pullImage, type Connection, type Image } from '../containerd';
+import { InvalidArgumentError } from '../../errors';
+import { containerdVersion, findImage, pullImage, type Connection, type Image } from '../containerd';
 import type { CliContext, GlobalOptions } from '../context';
 import { createProgress, type Progress } from '../progress';
 import { normaliseImageName, type PullImage } from '../restore/base-image';
@@ -26,6 +27,15 @@ export function registryOptions(cmd: Command): Command {
   return cmd
     .option('--plain-http', 'speak plain HTTP to the registry (containerd 2.x; 1.7 pulls over HTTPS only)')
     .option('--hosts-dir <dir>', "containerd 2.x: directory of hosts.toml files (certs.d layout) for the registry");
+}
+
+/** containerd 1.7's Transfer service ignores both (as `ferry checkpoint --push` says too): refused there. */
+export async function checkRegistryFlags(conn: Connection, flags: RegistryFlags): Promise<void> {
+  if (!flags.plainHttp && !flags.hostsDir) return;
+  const v = await containerdVersion(conn);
+  if (v.major < 2) {
+    throw new InvalidArgumentError(`containerd ${v.version} reads no --hosts-dir or --plain-http in a pull: trust the registry's CA in containerd's environment instead (docs/ferry-cli.md, Registries)`);
+  }
 }
 
 /** The pull of base and checkpoint images through containerd's Transfer service, with a progress bar. */

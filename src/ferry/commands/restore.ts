@@ -8,7 +8,7 @@ import type { CliContext } from '../context';
 import { restoreCheckpoint, FERRY_RUNTIME, type RestoreResult, type RestoreSource } from '../restore/restore';
 import { stateRoot } from '../restore/container-state';
 import type { RestoreStats } from '../restore/restore-stats';
-import { cliLog, pullFor, registryOptions, sourceProgress, type RegistryFlags } from './restore-shared';
+import { checkRegistryFlags, cliLog, pullFor, registryOptions, sourceProgress, type RegistryFlags } from './restore-shared';
 
 interface RestoreFlags extends RegistryFlags {
   import?: string;
@@ -60,6 +60,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       const conn = new Connection(g.address, g.namespace);
       const progress = sourceProgress(ctx, g, source);
       try {
+        await checkRegistryFlags(conn, flags);
         const result = await restoreCheckpoint(conn, {
           source, name: flags.name, runtime: flags.runtime, tcpEstablished: flags.tcpEstablished, pull: pullFor(flags, progress.progress),
           stateRoot: stateRoot(ctx.env), log: cliLog(ctx), onProgress: progress.update, collectStats: flags.printStats,

@@ -12,7 +12,7 @@ import { AttachedIO } from '../restore/attached-io';
 import { stateRoot } from '../restore/container-state';
 import { removeContainer } from '../restore/remove-container';
 import { restoreCheckpoint, FERRY_RUNTIME } from '../restore/restore';
-import { cliLog, pullFor, registryOptions, sourceOf, sourceProgress, type RegistryFlags } from './restore-shared';
+import { checkRegistryFlags, cliLog, pullFor, registryOptions, sourceOf, sourceProgress, type RegistryFlags } from './restore-shared';
 import { restoreText } from './restore';
 
 interface RunFlags extends RegistryFlags {
@@ -44,6 +44,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const progress = sourceProgress(ctx, g, source);
       let io: AttachedIO | undefined;
       try {
+        await checkRegistryFlags(conn, flags);
         if (!flags.detach) io = await AttachedIO.open(path.join(root, 'fifo'), id ?? 'run', ctx.stdout, ctx.stderr);
         const result = await restoreCheckpoint(conn, {
           source, name: id, runtime: flags.runtime, pull: pullFor(flags, progress.progress), stateRoot: root, log: cliLog(ctx), onProgress: progress.update,

@@ -44,7 +44,8 @@ export async function createRestoredTask(conn: Connection, version: ContainerdVe
     options,
     ...(fromPath ? { checkpoint: { mediaType: '', digest: '', size: 0, annotations: { RestoreFromPath: r.imagePath } } } : {}),
   });
-  if (!fromPath) await callTasks(conn, 'start', { containerId: r.containerId, execId: '' });
+  // On 1.7 the restore happens at Start (the shim's Create only records it): Start has the pid.
+  if (!fromPath) return (await callTasks(conn, 'start', { containerId: r.containerId, execId: '' })).pid;
   return created.pid;
 }
 

@@ -22,6 +22,7 @@ import { checkpointImageLayer, readLayer } from './checkpoint-image-source';
 import { readCheckpointMetadata, type CheckpointMetadata } from './checkpoint-metadata';
 import { ContainerState, containersDir, gcContainerStates, STATE_DIR_LABEL } from './container-state';
 import { ensureUnpacked } from './image-snapshot';
+import { startLogCopier, type ContainerStdio } from './log-copier';
 import { adaptSpec } from './restored-spec';
 import { createRestoredTask, removeTask } from './restore-task';
 import { prepareRestoredRootfs, type RootfsChanges } from './rootfs';
@@ -44,8 +45,10 @@ export interface RestoreOptions {
   /** ferry's state directory (per-container files, staging). */
   stateRoot: string;
   log: WarnLogger;
-  /** The task's stdio (FIFO paths or URIs); none by default. */
+  /** The task's stdio (FIFO paths), e.g. `ferry run` attached; default: FIFOs drained into the container's log by a detached copier. */
   stdio?: { stdin?: string; stdout?: string; stderr?: string };
+  /** The `ferry` script, to start the log copier with (default: this process's). */
+  ferryScript?: string;
   /** Bytes of the source read so far, of `total` (for a progress bar). */
   onProgress?: (read: number, total: number) => void;
   /** Read CRIU's restore statistics (stats-restore) into the result. */
@@ -66,6 +69,8 @@ export interface RestoreResult {
   warnings: string[];
   /** CRIU's restore statistics, when asked for and written. */
   stats?: RestoreStats;
+  /** The file the container's stdout and stderr go to (without o.stdio). */
+  log?: string;
 }
 
 /** containerd's identifier rule (pkg/identifiers): alphanumerics joined by single . _ -, at most 76. */
@@ -215,14 +220,22 @@ export async function restoreCheckpoint(conn: Connection, o: RestoreOptions): Pr
     const workDir = path.join(work, 'criu-work');
     await fs.promises.mkdir(workDir, { mode: 0o700 });
     const rootfs = await snapshotMounts(conn, snapshotter, id);
+    let stdio = o.stdio;
+    let copier: ContainerStdio | undefined;
+    if (!stdio) {
+      copier = await startLogCopier(state.dir, o.ferryScript ?? process.argv[1]!);
+      undo.add('log copier', async () => copier!.kill());
+      stdio = { stdin: copier.stdin, stdout: copier.stdout, stderr: copier.stderr };
+    }
     const pid = await createRestoredTask(conn, version, {
-      containerId: id, rootfs, imagePath: path.join(staged.dir, ArchiveFile.checkpointDir), workPath: workDir, ...o.stdio,
+      containerId: id, rootfs, imagePath: path.join(staged.dir, ArchiveFile.checkpointDir), workPath: workDir, ...stdio,
     }).catch(async (err: unknown) => { throw await withCriuLog(err, workDir); });
+    copier?.release();
     await deleteLease(conn, lease).catch(() => undefined);
     const stats = o.collectStats ? await readRestoreStats(workDir).catch(() => undefined) : undefined;
     return {
       id, engine: meta.engine, checkpointName: meta.name, image: base.image.name, imagePulled: base.pulled,
-      checkpointImage: staged.checkpointImage, runtime, pid, rootfs: changes, warnings, ...(stats ? { stats } : {}),
+      checkpointImage: staged.checkpointImage, runtime, pid, rootfs: changes, warnings, ...(stats ? { stats } : {}), ...(copier ? { log: copier.log } : {}),
     };
   } catch (err) {
     await undo.run(o.log);
