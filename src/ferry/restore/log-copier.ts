@@ -37,25 +37,32 @@ export interface ContainerStdio {
 
 const fifoDir = (stateDir: string) => path.join(stateDir, 'stdio');
 
-/** Makes the FIFOs in `stateDir`, starts the copier detached and waits until it holds them. */
-export async function startLogCopier(stateDir: string, ferryScript: string): Promise<ContainerStdio> {
+/**
+ * Makes the FIFOs in `stateDir` and starts the copier detached; `ready` resolves once it holds
+ * them (it starts while the restore prepares the rest: a Node start is ~0.2 s here).
+ */
+export async function startLogCopier(stateDir: string, ferryScript: string): Promise<ContainerStdio & { ready: Promise<void> }> {
   const dir = fifoDir(stateDir);
   await fs.promises.mkdir(dir, { mode: 0o700 });
   for (const n of ['stdin', 'stdout', 'stderr']) mkfifo(path.join(dir, n), 0o600);
   const child = spawn(process.execPath, [ferryScript, LOG_COPIER_COMMAND, stateDir], { detached: true, stdio: 'ignore' });
   child.unref();
-  const ready = path.join(dir, 'ready');
-  const deadline = Date.now() + 10000;
-  while (!fs.existsSync(ready)) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new InternalError(`the log copier for ${stateDir} did not start`);
+  const readyFile = path.join(dir, 'ready');
+  const ready = (async () => {
+    const deadline = Date.now() + 10000;
+    while (!fs.existsSync(readyFile)) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new InternalError(`the log copier for ${stateDir} did not start`);
+      }
+      await new Promise((r) => setTimeout(r, 5));
     }
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  })();
+  ready.catch(() => undefined);
   const pid = child.pid!;
   return {
     stdin: path.join(dir, 'stdin'), stdout: path.join(dir, 'stdout'), stderr: path.join(dir, 'stderr'), log: path.join(stateDir, CONTAINER_LOG),
+    ready,
     release: () => { try { process.kill(pid, 'SIGUSR1'); } catch { /* gone */ } },
     kill: () => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } },
   };

@@ -194,10 +194,20 @@ export async function restoreCheckpoint(conn: Connection, o: RestoreOptions): Pr
     const state = new ContainerState(path.join(containers, id));
     await state.create();
     undo.add(`state directory ${state.dir}`, () => state.remove());
+    // The detached task's stdio, started now so that its start-up overlaps what follows.
+    let copier: (ContainerStdio & { ready: Promise<void> }) | undefined;
+    if (!o.stdio) {
+      copier = await startLogCopier(state.dir, o.ferryScript ?? process.argv[1]!);
+      undo.add('log copier', async () => copier!.kill());
+    }
     const criuConfig = o.tcpEstablished ? path.join(state.dir, 'criu.conf') : undefined;
     if (criuConfig) await fs.promises.writeFile(criuConfig, 'tcp-established\n', { mode: 0o600 });
     const spec = await adaptSpec(meta.spec, { id, namespace: conn.namespace, netnsPath: () => state.newNetworkNamespace(), criuConfigFile: criuConfig, log });
     await state.substituteMissingSources(spec, staged.dir, log);
+    // The shim checks the spec saved beside the images (`<images>/../spec.dump`, the CRI layout)
+    // against the container's: it must see the checkpoint as ferry adapted it (no pod, the new
+    // network namespace), or a pod's checkpoint could never be restored standalone.
+    await fs.promises.writeFile(path.join(staged.dir, ArchiveFile.specDump), JSON.stringify(spec), { mode: 0o600 });
 
     undo.add(`snapshot ${id}`, () => removeSnapshot(conn, snapshotter, id));
     const { changes, mounts } = await prepareRestoredRootfs(leased, snapshotter, id, parent, staged.dir, {});
@@ -221,10 +231,8 @@ export async function restoreCheckpoint(conn: Connection, o: RestoreOptions): Pr
     await fs.promises.mkdir(workDir, { mode: 0o700 });
     const rootfs = await snapshotMounts(conn, snapshotter, id);
     let stdio = o.stdio;
-    let copier: ContainerStdio | undefined;
-    if (!stdio) {
-      copier = await startLogCopier(state.dir, o.ferryScript ?? process.argv[1]!);
-      undo.add('log copier', async () => copier!.kill());
+    if (copier) {
+      await copier.ready;
       stdio = { stdin: copier.stdin, stdout: copier.stdout, stderr: copier.stderr };
     }
     const pid = await createRestoredTask(conn, version, {
