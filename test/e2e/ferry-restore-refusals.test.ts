@@ -18,6 +18,7 @@ import { runFerry } from '../helpers/ferry-cli';
 import { uniqueId } from '../helpers/lanes';
 import { podmanCheckpointExport } from '../helpers/podman';
 import { footprint } from '../helpers/restore-footprint';
+import { mountsUnder } from '../helpers/procfs';
 
 jest.setTimeout(240000);
 
@@ -163,19 +164,26 @@ describe.each(versions)('ferry restore --import refusals on containerd %s', (ver
     await refused(['--import', f, '--name', uniqueId('x')], /restore failed|criu/i);
   });
 
-  test('every archive of the malicious corpus', async () => {
+  // The corpus is refused while staging, before containerd is asked anything: it runs on the
+  // first containerd version only (FERRY_E2E_RESTORE_CORPUS=all: on each), to keep e2e time.
+  const corpusHere = process.env.FERRY_E2E_RESTORE_CORPUS === 'all' || version === versions[0];
+  (corpusHere ? test : test.skip)('every archive of the malicious corpus', async () => {
     const dir = path.join(work, 'corpus');
     fs.mkdirSync(dir);
-    const canaryDir = path.join(stateDir, 'staging');
-    fs.mkdirSync(canaryDir, { recursive: true });
+    fs.mkdirSync(path.join(stateDir, 'staging'), { recursive: true });
     fs.writeFileSync(path.join(stateDir, 'canary.txt'), 'canary');
     const beforeTree = snapshotTree(stateDir);
+    const before = await footprint(c, stateDir);
     for (const cs of CORPUS) {
       const file = await writeCorpusArchive(cs, dir);
-      const line = await refused(['--import', file, '--name', uniqueId('m')], cs.expect.outcome === 'refused' ? cs.expect.error : /the checkpoint has no checkpoint\/ directory|CRIU images are incomplete|the checkpoint has no (config|spec)\.dump/);
-      expect(line).not.toMatch(/\n/);
-      expect(snapshotTree(stateDir)).toEqual(beforeTree);
+      const r = await runFerry(c, ['restore', '--import', file, '--name', uniqueId('m')], { env: env() });
+      const lines = r.stderr.split('\n').filter((l) => l !== '' && !/^ferry restore: warning: /.test(l));
+      const want = cs.expect.outcome === 'refused' ? cs.expect.error : /the checkpoint has no checkpoint\/ directory|CRIU images are incomplete|the checkpoint has no (config|spec)\.dump/;
+      expect({ id: cs.id, code: r.code, stdout: r.stdout, lines }).toEqual({ id: cs.id, code: 1, stdout: '', lines: [expect.stringMatching(want)] });
+      // Per case: nothing written in or around ferry's directories, no mount.
+      expect({ id: cs.id, tree: snapshotTree(stateDir), mounts: mountsUnder(stateDir).length }).toEqual({ id: cs.id, tree: beforeTree, mounts: 0 });
     }
+    expect(await footprint(c, stateDir)).toEqual(before);
     for (const p of ['/etc/ferry-corpus-x', '/etc/ferry-corpus-g', '/inventory.img', '/core-1.img', '/planted.txt', '/canary.txt', '/pwned']) {
       expect(fs.existsSync(p)).toBe(false);
     }
