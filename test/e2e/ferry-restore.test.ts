@@ -2,6 +2,7 @@
 // 2.1, into ferry's shim and into containerd's Go shim. The archives are Podman's
 // (`podman container checkpoint --export`, podman 4.3.1 from bookworm with runc and CRIU: the
 // real producer), zstd and plain.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -115,6 +116,24 @@ describe.each(versions)('ferry restore of Podman archives on containerd %s', (ve
       expect(again.stderr.trim()).toBe(`ferry restore: a container named ${workerName} already exists (the checkpoint's name; choose another with --name)`);
     } finally {
       await removeContainer(c, workerName, env());
+    }
+  });
+
+  test('Podman\'s volumes/ are not restored: a warning says so', async () => {
+    const id = uniqueId('vol');
+    const dir = path.join(work, 'vol.d');
+    fs.mkdirSync(dir);
+    execFileSync('tar', ['-C', dir, '-xf', ticker]);
+    fs.mkdirSync(path.join(dir, 'volumes'));
+    fs.writeFileSync(path.join(dir, 'volumes', 'data.tar'), '');
+    const file = path.join(work, 'vol.tar');
+    execFileSync('tar', ['-C', dir, '-cf', file, '.']);
+    const r = await runFerry(c, ['restore', '--import', file, '--name', id], { env: env() });
+    try {
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/^ferry restore: warning: the checkpoint holds Podman's named volumes \(volumes\/\); ferry does not restore volumes$/m);
+    } finally {
+      await removeContainer(c, id, env());
     }
   });
 
