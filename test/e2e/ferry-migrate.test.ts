@@ -180,33 +180,6 @@ describe.each(versions)('checkpoints between containerds %s', (version) => {
     }
   });
 
-  test('--tcp-established: an established loopback TCP connection inside the container survives the restore', async () => {
-    const id = uniqueId('tcp');
-    const file = path.join(work, `${id}.tar`);
-    // A server and a client in one container, connected over 127.0.0.1; the server appends what it gets.
-    expectExit(a, await a.ctr(['run', '-d', baseRef, id, 'sh', '-c',
-      'nc -l -p 8080 > /tmp/got & sleep 0.5; (while true; do echo x; sleep 0.1; done) | nc 127.0.0.1 8080 & while :; do sleep 1; done']), 0);
-    const size = async (c: Containerd, cid: string) => Number((await c.ctr(['task', 'exec', '--exec-id', uniqueId('s'), cid, 'sh', '-c', 'wc -c < /tmp/got'])).stdout.trim());
-    await waitFor(async () => ((await size(a, id)) > 20 ? true : undefined), 30000, 200);
-    const cp = await runFerry(a, ['checkpoint', id, '--tcp-established', '--compress', 'none', '--export', file], { env: env() });
-    if (cp.code !== 0) throw new Error(`checkpoint: ${cp.stderr}`);
-    expectExit(a, await a.ctr(['container', 'rm', id]), 0);
-    // Without the flag CRIU refuses to restore the established connection: nothing is left.
-    const without = await runFerry(a, ['restore', '--import', file], { env: env() });
-    expect(without.code).toBe(1);
-    expect(without.stderr).toMatch(/^ferry restore: .*(tcp|TCP|established|criu)/m);
-    expect((await a.ctr(['container', 'ls', '-q'])).stdout).not.toContain(id);
-    const r = await runFerry(a, ['restore', '--import', file, '--tcp-established'], { env: env() });
-    if (r.code !== 0) throw new Error(`restore --tcp-established: ${r.stderr}`);
-    try {
-      const at = await size(a, id);
-      const grew = await waitFor(async () => ((await size(a, id)) > at + 10 ? true : undefined), 20000, 200);
-      expect(grew).toBe(true);
-    } finally {
-      await runFerry(a, ['rm', id], { env: env() });
-    }
-  });
-
   test('ferry migrate whose restore fails: the source runs again and the error says so', async () => {
     const id = uniqueId('migf');
     await startCounter(a, 'io.containerd.ferry.v2', id);
