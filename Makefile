@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-quick bench-cri build/bench/run.js clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-quick bench-cri bench-export bench-import build/bench/run.js clean
 
 all: build
 
@@ -47,7 +47,7 @@ test-e2e: build
 
 # Bundled into build/demo/ so the test helpers find the repository two levels up.
 demo: build
-	$(NODE_BIN)/esbuild contrib/demo.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=build/demo/demo.js
+	$(NODE_BIN)/esbuild contrib/demo.ts --bundle --platform=node --target=node20 --log-level=warning --external:zstd-napi --outfile=build/demo/demo.js
 	node build/demo/demo.js
 
 # Bundled into build/bench/ so the test helpers find the repository two levels up.
@@ -69,6 +69,17 @@ bench-quick: build/bench/run.js
 bench-cri: build
 	$(NODE_BIN)/esbuild bench/cri.ts --bundle --platform=node --target=node20 --outfile=build/bench/cri.js --log-level=warning --external:zstd-napi
 	node build/bench/cri.js
+
+# ferry restore --import vs podman container restore --import (idle and 256 MiB, zstd and none).
+bench-import: build
+	$(NODE_BIN)/esbuild bench/import.ts --bundle --platform=node --target=node20 --outfile=build/bench/import.js --log-level=warning --external:zstd-napi
+	node build/bench/import.js
+
+# `ferry checkpoint --export` vs `podman container checkpoint --export`, and ferry's archive
+# writer vs tar | zstd (bench/export.ts). zstd-napi is a native addon: kept out of the bundle.
+bench-export: build
+	$(NODE_BIN)/esbuild bench/export.ts --bundle --platform=node --target=node20 --external:zstd-napi --outfile=build/bench/export.js --log-level=warning
+	node build/bench/export.js
 
 clean:
 	rm -rf dist build

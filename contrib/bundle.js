@@ -44,7 +44,7 @@ for (const [outfile, program, name] of [['dist/shim-entry.js', 'shim.js', 'conta
 
 const bundles = [
   // start/delete use all of their little code: compile it all into the cache.
-  { entry: 'src/shim-main.ts', out: 'shim.js', eager: true },
+  { entry: 'src/shim-main.ts', out: 'shim.js', eager: true, external: ['zstd-napi'] },
   // grpc-js is its own bundle, loaded on the first gRPC connection (src/protocol/grpc/server.ts).
   { entry: 'src/daemon/daemon.ts', out: 'shim-daemon.js', eager: process.env.FERRY_DAEMON_CACHE === 'eager', external: ['@grpc/grpc-js', 'zstd-napi'] },
   { entry: 'src/protocol/grpc/grpc-js-bundle.ts', out: 'grpc-js.js', eager: false },

@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <node_api.h>
@@ -137,6 +138,22 @@ static napi_value set_cloexec(napi_env env, napi_callback_info info) {
   int flags = fcntl(fd, F_GETFD);
   if (flags < 0 || fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) < 0)
     THROW_ERRNO("fcntl", "set close-on-exec on fd %d", fd);
+  return undefined(env);
+}
+
+// mkfifo(2): `ferry run` attaches to a restored task's stdio through FIFOs it hands containerd,
+// as ctr does (cio); Node has no mkfifo.
+static napi_value mkfifo_(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t mode;
+  args(env, info, 2, argv);
+  char *path = arg_string(env, argv[0]);
+  if (!path) return NULL;
+  if (!arg_int(env, argv[1], &mode)) { free(path); return NULL; }
+  int rc = mkfifo(path, (mode_t)mode);
+  napi_value e = rc != 0 ? errno_error(env, errno, "mkfifo", "mkfifo %s", path) : NULL;
+  free(path);
+  if (e) { napi_throw(env, e); return NULL; }
   return undefined(env);
 }
 
@@ -441,7 +458,7 @@ NAPI_MODULE_INIT() {
   const napi_property_descriptor fns[] = {
 #define FN(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL }
     FN("setChildSubreaper", set_child_subreaper), FN("waitpidNoHang", waitpid_nohang),
-    FN("pipe2", pipe2_), FN("dup", dup_), FN("setCloexec", set_cloexec), FN("eventfd", eventfd_),
+    FN("pipe2", pipe2_), FN("dup", dup_), FN("setCloexec", set_cloexec), FN("eventfd", eventfd_), FN("mkfifo", mkfifo_),
     FN("setWinsize", set_winsize), FN("getWinsize", get_winsize),
     FN("listenUnix", listen_unix), FN("receiveFd", receive_fd),
     FN("mount", mount_), FN("umount2", umount2_), FN("watchFd", watch_fd),

@@ -6,7 +6,7 @@ export const DEFAULT_ADDRESS = '/run/containerd/containerd.sock';
 export const DEFAULT_NAMESPACE = 'default';
 
 export interface Writable {
-  write(s: string): unknown;
+  write(s: string | Uint8Array): unknown;
   /** True when the stream is a terminal (progress bars are drawn only then). */
   isTTY?: boolean;
 }
@@ -20,6 +20,8 @@ export interface GlobalOptions {
 export class CliContext {
   /** The command being run, for error messages ("ferry checkpoint: ..."). Set by each command's action. */
   commandName = '';
+  /** The exit status when the command succeeds (`ferry run` exits with its container's). */
+  exitCode = 0;
 
   constructor(
     readonly stdout: Writable,

@@ -32,7 +32,7 @@ export async function main(argv: string[], ctx: CliContext = CliContext.fromProc
   const program = buildProgram(ctx);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return ctx.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end through exitOverride with exit code 0.

@@ -15,6 +15,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { FerryError, InternalError, InvalidArgumentError, NotFoundError } from '../errors';
 import { openArchiveStream, readTarEntries, TarEntryHeader, TarFormatError } from './tar-reader';
 import { WarnLogger } from './warn-logger';
@@ -32,6 +33,8 @@ export interface StageOptions {
   maxTotalBytes?: number;
   /** Refuse archives with more entries than this. */
   maxEntries?: number;
+  /** Called with the archive bytes read so far (compressed bytes, for a progress bar). */
+  onRead?: (bytes: number) => void;
 }
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fs.constants;
@@ -121,13 +124,18 @@ class Stager {
     const fh = await openArchive(this.archive);
     const input = fh.createReadStream({ highWaterMark: 1 << 20 });
     try {
-      const { stream } = await openArchiveStream(input);
-      for await (const entry of readTarEntries(stream)) {
-        await this.entry(entry.header, entry.body);
-      }
+      await this.runStream(this.opts.onRead ? counted(input, this.opts.onRead) : input);
     } finally {
       input.destroy();
       await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** Stages the entries of a (possibly compressed) tar stream. */
+  async runStream(input: AsyncIterable<Buffer>): Promise<void> {
+    const { stream } = await openArchiveStream(input instanceof Readable ? input : Readable.from(input, { objectMode: false }));
+    for await (const entry of readTarEntries(stream)) {
+      await this.entry(entry.header, entry.body);
     }
   }
 
@@ -241,6 +249,15 @@ class Stager {
   }
 }
 
+async function* counted(input: AsyncIterable<Buffer>, onRead: (bytes: number) => void): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of input) {
+    n += chunk.length;
+    onRead(n);
+    yield chunk;
+  }
+}
+
 /** Opens the archive itself without following a symlink or blocking on a FIFO. */
 async function openArchive(archive: string): Promise<fs.promises.FileHandle> {
   let fh: fs.promises.FileHandle;
@@ -306,6 +323,30 @@ export async function stageCheckpointArchive(
   } catch (err) {
     await removeStagingDir(bundleDir);
     throw asFerryError(err, archivePath);
+  }
+  return { dir, skipped: stager.skipped };
+}
+
+/**
+ * As stageCheckpointArchive, for an archive that arrives as a byte stream (a checkpoint image's
+ * layer read from containerd's content store); `label` names it in errors.
+ */
+export async function stageCheckpointStream(
+  input: AsyncIterable<Buffer>,
+  label: string,
+  bundleDir: string,
+  log: WarnLogger,
+  opts: StageOptions = {},
+): Promise<StageResult> {
+  const dir = stagingDirFor(bundleDir);
+  await removeStagingDir(bundleDir);
+  const stager = new Stager(label, dir, log, opts);
+  try {
+    await createStagingDir(dir);
+    await stager.runStream(input);
+  } catch (err) {
+    await removeStagingDir(bundleDir);
+    throw asFerryError(err, label);
   }
   return { dir, skipped: stager.skipped };
 }

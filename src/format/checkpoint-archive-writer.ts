@@ -81,12 +81,12 @@ export class DigestStream extends Transform {
   bytes = 0;
   private result?: string;
 
-  constructor(private readonly onBytes?: (bytes: number) => void) {
+  constructor(private readonly onBytes?: (bytes: number) => void, private readonly hashing = true) {
     super({ highWaterMark: 1024 * 1024 });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
+    if (this.hashing) this.hash.update(chunk);
     this.bytes += chunk.length;
     this.onBytes?.(this.bytes);
     done(null, chunk);
@@ -94,6 +94,7 @@ export class DigestStream extends Transform {
 
   /** `sha256:<hex>` once the stream has ended. */
   digest(): string {
+    if (!this.hashing) throw new Error('DigestStream: the digest was not computed (digest: false)');
     this.result ??= `sha256:${this.hash.digest('hex')}`;
     return this.result;
   }
@@ -101,6 +102,8 @@ export class DigestStream extends Transform {
 
 export interface ArchiveStreamOptions extends CompressorOptions, TarWriteOptions {
   compression: ArchiveCompression;
+  /** Compute the uncompressed tar's sha256 (an image layer's diff_id); costs a hash pass. */
+  digest?: boolean;
   /** Uncompressed bytes produced so far (for progress against tarSize()). */
   onProgress?: (bytes: number) => void;
 }
@@ -117,7 +120,7 @@ export interface ArchiveStream {
  * compressor failure) destroy the stream, so the consumer's pipeline fails with them.
  */
 export function archiveStream(entries: TarWriteEntry[], opts: ArchiveStreamOptions): ArchiveStream {
-  const uncompressed = new DigestStream(opts.onProgress);
+  const uncompressed = new DigestStream(opts.onProgress, opts.digest ?? true);
   const compressor = createCompressor(opts.compression, opts);
   const stream = pipeline(Readable.from(writeTar(entries, opts), { objectMode: false }), uncompressed, compressor, () => {
     /* errors surface through the returned stream */

@@ -16,8 +16,9 @@ export interface CompressorOptions {
   /** zstd 1..19 (default 3, libzstd's and Podman's default), gzip 1..9 (default 6). */
   level?: number;
   /**
-   * zstd worker threads (libzstd's own; default: 2, so compression overlaps reading and does not
-   * stall the event loop). 0 compresses on the calling thread.
+   * zstd worker threads (libzstd's own). Default 0: compression on the calling thread. Measured
+   * on the 2-CPU machine of docs/benchmarks.md, 2 workers made a 64 MiB archive 2–3× slower
+   * (the workers and the reading thread competed for the same two CPUs).
    */
   workers?: number;
 }
@@ -32,7 +33,7 @@ export function parseCompression(value: string): ArchiveCompression {
 export function createCompressor(kind: ArchiveCompression, opts: CompressorOptions = {}): Transform {
   switch (kind) {
     case 'zstd':
-      return new CompressStream({ compressionLevel: opts.level ?? 3, nbWorkers: opts.workers ?? 2 });
+      return new CompressStream({ compressionLevel: opts.level ?? 3, nbWorkers: opts.workers ?? 0 });
     case 'gzip':
       return zlib.createGzip({ level: opts.level ?? 6, chunkSize: 256 * 1024 });
     case 'none':

@@ -114,3 +114,39 @@ export const OciMediaType = {
 /** OCI layer whiteouts (image-spec layer.md): `.wh.NAME` deletes NAME, `.wh..wh..opq` empties its directory. */
 export const WHITEOUT_PREFIX = '.wh.';
 export const WHITEOUT_OPAQUE = '.wh..wh..opq';
+
+/** CRI-O's facts on a checkpoint image (crio internal/annotations/checkpoint.go). */
+export const CRIO_ANNOTATION_PREFIX = 'io.kubernetes.cri-o.annotations.checkpoint.';
+
+/**
+ * Facts a checkpoint image records, by the key suffix each engine uses: checkpointctl's
+ * `org.criu.checkpoint.*` (cctl lib/annotations.go), Podman's `io.podman.annotations.checkpoint.*`
+ * (pm libpod/define/annotations.go) and CRI-O's. A fact an engine has no key for is left out there.
+ */
+export const ImageFact = {
+  containerName: { criu: 'container.name', podman: 'name', crio: 'name' },
+  engineName: { criu: 'engine.name' },
+  engineVersion: { criu: 'engine.version' },
+  rootfsImageName: { criu: 'rootfsImageName', podman: 'rootfsImageName', crio: 'rootfsImageName' },
+  /** The base image's digest (`repo@sha256:…` as in config.dump rootfsImageRef). */
+  rootfsImageId: { criu: 'rootfsImageID', podman: 'rootfsImageID', crio: 'rootfsImageID' },
+  rawImageName: { criu: 'rawImageName', podman: 'rawImageName', crio: 'rawImageName' },
+  runtimeName: { criu: 'runtime.name', podman: 'runtime.name' },
+  runtimeVersion: { criu: 'runtime.version', podman: 'runtime.version' },
+  criuVersion: { criu: 'criu.version', podman: 'criu.version', crio: 'criu.version' },
+  hostArch: { criu: 'host.arch', podman: 'host.arch' },
+  hostKernel: { criu: 'host.kernel', podman: 'host.kernel' },
+  cgroupVersion: { criu: 'cgroup.version', podman: 'cgroups.version' },
+  distributionName: { criu: 'distribution.name', podman: 'distribution.name' },
+  distributionVersion: { criu: 'distribution.version', podman: 'distribution.version' },
+} as const satisfies Record<string, { criu: string; podman?: string; crio?: string }>;
+
+/** ferry's own facts on a checkpoint image (no engine defines keys for them). */
+export const FERRY_ANNOTATION_PREFIX = 'io.ferry.checkpoint.';
+export const FerryImageFact = {
+  ferryVersion: 'ferry.version',
+  containerdVersion: 'containerd.version',
+} as const;
+
+/** OCI's own annotation for when an image was made (image-spec annotations.md). */
+export const OCI_CREATED_ANNOTATION = 'org.opencontainers.image.created';

@@ -54,6 +54,7 @@ interface Addon {
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
   eventfd(): number;
+  mkfifo(path: string, mode: number): void;
   watchFd(fd: number, onReadable: (value: bigint) => void): FdWatcher;
   constants: Record<string, number>;
 }
@@ -139,6 +140,15 @@ export function pipe2(opts: { cloexec?: boolean; nonblock?: boolean } = {}): [re
 export function dup(fd: number): number {
   checkFd(fd);
   return native().dup(fd);
+}
+
+/**
+ * mkfifo(2): `ferry run` hands containerd FIFOs for a task's stdio and reads them, as ctr does;
+ * Node cannot make one. The mode is masked by the umask, as mkfifo(2) does.
+ */
+export function mkfifo(path: string, mode = 0o600): void {
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new RangeError(`mkfifo mode must be 0..07777, got ${mode}`);
+  native().mkfifo(path, mode);
 }
 
 /** Sets or clears FD_CLOEXEC, e.g. to let one chosen fd survive into a spawned process. */

@@ -124,6 +124,18 @@ test('the archive: metadata first, checkpoint/ 0700 with 0600 images, exact size
   }
 });
 
+test('without digest: the same bytes, and no digest to ask for', async () => {
+  const images = path.join(tmp, 'images3');
+  fs.mkdirSync(images);
+  fs.writeFileSync(path.join(images, 'pages-1.img'), 'abc');
+  const entries = await checkpointArchiveEntries({ configDump: {}, specDump: {}, imagesDir: images, time: new Date(0) });
+  const a = archiveStream(entries, { compression: 'none' });
+  const b = archiveStream(entries, { compression: 'none', digest: false });
+  expect((await collect(b.stream)).equals(await collect(a.stream))).toBe(true);
+  expect(b.uncompressed.bytes).toBe(tarSize(entries));
+  expect(() => b.uncompressed.digest()).toThrow(/not computed/);
+});
+
 test('a file that changed size after the entries were built fails the stream', async () => {
   const images = path.join(tmp, 'images2');
   fs.mkdirSync(images);

@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   MNT_DETACH, MS, dup, eventfd, findPackageRoot, getWinsize, isErrnoError, listenUnix, mount,
-  nativeConstants, pipe2, receiveFd, setCloexec, setWinsize, umount2, waitpidNoHang, watchFd,
+  mkfifo, nativeConstants, pipe2, receiveFd, setCloexec, setWinsize, umount2, waitpidNoHang, watchFd,
 } from '../../src/sys/native';
 
 const root = path.resolve(__dirname, '../..');
@@ -194,6 +194,31 @@ describe('pipe2, dup, setCloexec', () => {
     }
     expectErrno(() => dup(w2), 'EBADF', /^dup \d+: Bad file descriptor$/);
     expectErrno(() => setCloexec(w2, true), 'EBADF');
+  });
+});
+
+describe('mkfifo', () => {
+  test('makes a FIFO with the mode asked (less the umask) that carries data; an existing path is EEXIST', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-fifo-'));
+    try {
+      const p = path.join(dir, 'f');
+      mkfifo(p, 0o600);
+      const st = fs.lstatSync(p);
+      expect(st.isFIFO()).toBe(true);
+      expect(st.mode & 0o777).toBe(0o600 & ~process.umask());
+      // O_RDWR never blocks on a FIFO; what is written comes back out.
+      const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      fs.writeSync(fd, 'through the fifo');
+      const buf = Buffer.alloc(64);
+      expect(buf.subarray(0, fs.readSync(fd, buf)).toString()).toBe('through the fifo');
+      fs.closeSync(fd);
+      let err: unknown;
+      try { mkfifo(p); } catch (e) { err = e; }
+      expect(isErrnoError(err, 'EEXIST')).toBe(true);
+      expect(() => mkfifo(path.join(dir, 'g'), -1)).toThrow(RangeError);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -85,13 +85,61 @@ export async function writeContent(conn: Connection, data: Buffer | AsyncIterabl
       }
     }
     if (offset !== total) throw new Error(`content write ${ref}: ${offset} bytes written, ${total} expected`);
-    await roundTrip({ action: WriteAction.COMMIT, ref, total, expected, labels: opts.labels ?? {} });
+    // COMMIT carries the offset: containerd truncates an ingest to a message's offset 0.
+    await roundTrip({ action: WriteAction.COMMIT, ref, offset, total, expected, labels: opts.labels ?? {} });
     call.end();
   } catch (err) {
     call.cancel();
     if ((err as { code?: number }).code === 6 /* ALREADY_EXISTS */) return;
     throw err;
   }
+}
+
+/**
+ * Writes a blob whose digest is not known in advance (it is being produced: a compressed layer).
+ * The sha256 is computed while the bytes go out and given at COMMIT, where containerd checks it
+ * against its own. `ref` must be unique to this write (an old ingest under it would be resumed).
+ */
+export async function writeContentStream(conn: Connection, data: AsyncIterable<Buffer>, opts: WriteOptions & { ref: string }): Promise<{ digest: string; size: number }> {
+  const call = conn.bidiStream(ContentDefinition, 'write');
+  const roundTrip = async (req: Parameters<typeof call.write>[0]) => {
+    await call.write(req);
+    const res = await call.read();
+    if (!res) throw new Error(`content write ${opts.ref}: containerd ended the stream`);
+    return res;
+  };
+  const hash = createHash('sha256');
+  let offset = 0;
+  try {
+    const stat = await roundTrip({ action: WriteAction.STAT, ref: opts.ref });
+    if (stat.offset !== 0) throw new Error(`content write ${opts.ref}: an earlier write under this ref exists`);
+    for await (const chunk of data) {
+      for (let i = 0; i < chunk.length; i += WRITE_CHUNK) {
+        const part = chunk.subarray(i, i + WRITE_CHUNK);
+        hash.update(part);
+        await roundTrip({ action: WriteAction.WRITE, ref: opts.ref, offset, data: part });
+        offset += part.length;
+        opts.onProgress?.(offset);
+      }
+    }
+    const digest = `sha256:${hash.digest('hex')}`;
+    try {
+      await roundTrip({ action: WriteAction.COMMIT, ref: opts.ref, offset, total: offset, expected: digest, labels: opts.labels ?? {} });
+    } catch (err) {
+      // The same blob is already stored: containerd drops our ingest and keeps its copy.
+      if ((err as { code?: number }).code !== 6 /* ALREADY_EXISTS */) throw err;
+    }
+    call.end();
+    return { digest, size: offset };
+  } catch (err) {
+    call.cancel();
+    throw err;
+  }
+}
+
+/** Aborts an unfinished write (its partial data is removed). */
+export async function abortContentWrite(conn: Connection, ref: string): Promise<void> {
+  await conn.unary(ContentDefinition, 'abort', { ref });
 }
 
 /** Writes an in-memory blob, computing its digest; returns its descriptor fields. */
@@ -107,4 +155,12 @@ export async function deleteContent(conn: Connection, digest: string): Promise<v
 
 async function* chunked(b: Buffer): AsyncIterable<Buffer> {
   for (let i = 0; i < b.length; i += WRITE_CHUNK) yield b.subarray(i, i + WRITE_CHUNK);
+}
+
+/** Sets labels on a stored blob (e.g. the gc.ref labels that keep an image's children alive). */
+export async function setContentLabels(conn: Connection, digest: string, labels: Record<string, string>): Promise<void> {
+  await conn.unary(ContentDefinition, 'update', {
+    info: { digest, labels },
+    updateMask: Object.keys(labels).map((k) => `labels.${k}`),
+  });
 }

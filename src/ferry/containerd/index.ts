@@ -8,3 +8,5 @@ export * from './content';
 export * from './snapshots';
 export * from './diff';
 export * from './leases';
+export * from './streaming';
+export * from './transfer';

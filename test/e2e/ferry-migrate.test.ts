@@ -1,0 +1,233 @@
+// Checkpoints that travel between containerds, on 1.7 and 2.1:
+//  - `ferry checkpoint --export` then `ferry restore --import` (ferry's own archive), into
+//    ferry's shim and into the Go shim, with CRIU's restore statistics;
+//  - between hosts (issue 7 item 8): `ferry checkpoint --create-image REG/NAME:TAG --push` on
+//    one containerd, `ferry restore --image REG/NAME:TAG` on a second containerd with its own
+//    root and state that has neither the checkpoint image nor its base image: both are pulled
+//    through containerd from Debian's docker-registry on loopback (TLS, our CA in containerd's
+//    SSL_CERT_FILE), and the counter continues; a second restore does not pull the base again;
+//  - `ferry migrate ID --to ADDRESS`: the counter continues on the destination and the source is
+//    gone; when the restore on the destination fails, the source runs again and the error says so.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startContainerd, Containerd } from '../helpers/containerd';
+import { FERRY_CLI, runFerry } from '../helpers/ferry-cli';
+import { expectExit, taskRow, uniqueId } from '../helpers/lanes';
+import { listProcs, waitFor } from '../helpers/procfs';
+import { startRegistry, type Registry } from '../helpers/registry';
+
+jest.setTimeout(240000);
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const pty = require('node-pty') as typeof import('node-pty');
+
+const versions = (process.env.FERRY_E2E_CONTAINERD ?? '1.7,2.1').split(',').map((s) => s.trim()) as ('1.7' | '2.1')[];
+const COUNTER = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
+
+async function readCount(c: Containerd, id: string): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const r = await c.ctr(['task', 'exec', '--exec-id', uniqueId('x'), id, 'cat', '/tmp/count']);
+    expectExit(c, r, 0);
+    const n = Number.parseInt(r.stdout.trim(), 10);
+    if (Number.isInteger(n)) return n;
+    if (attempt >= 10) throw new Error(`bad count ${JSON.stringify(r.stdout)}`);
+  }
+}
+
+async function countAtLeast(c: Containerd, id: string, n: number): Promise<number> {
+  const v = await waitFor(async () => { const x = await readCount(c, id); return x >= n ? x : undefined; }, 30000, 200);
+  if (v === undefined) throw new Error(`counter of ${id} never reached ${n}`);
+  return v;
+}
+
+/** The restored counter starts at least where it was and keeps counting. */
+async function continuesFrom(c: Containerd, id: string, before: number): Promise<void> {
+  const first = await readCount(c, id);
+  expect(first).toBeGreaterThanOrEqual(before);
+  await countAtLeast(c, id, first + 3);
+}
+
+describe.each(versions)('checkpoints between containerds %s', (version) => {
+  let reg: Registry;
+  let a: Containerd;
+  let b: Containerd;
+  let baseRef: string;
+  let work: string;
+  const env = () => ({ FERRY_STATE_DIR: path.join(work, 'state'), TMPDIR: work });
+
+  beforeAll(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-migrate-'));
+    reg = await startRegistry();
+    a = await startContainerd({ version, env: reg.containerdEnv() });
+    // The other host: own root and state, no images at all.
+    b = await startContainerd({ version, env: reg.containerdEnv(), importImage: false });
+    // The base image comes from the registry, so the other host can pull it too.
+    baseRef = `${reg.host}/ferry-busybox:latest`;
+    expectExit(a, await a.ctr(['image', 'tag', a.image!.name, baseRef]), 0);
+    expectExit(a, await a.ctr(['image', 'push', baseRef], { timeoutMs: 60000 }), 0);
+  }, 180000);
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await reg?.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }, 120000);
+
+  async function startCounter(c: Containerd, runtime: string, id: string): Promise<number> {
+    expectExit(c, await c.ctr(['run', '-d', '--runtime', runtime, baseRef, id, ...COUNTER]), 0);
+    return countAtLeast(c, id, 20);
+  }
+
+  test.each(['io.containerd.ferry.v2', 'io.containerd.runc.v2'])('ferry checkpoint --export, then ferry restore --import --print-stats into %s', async (runtime) => {
+    const id = uniqueId('rt');
+    const file = path.join(work, `${id}.tar.zst`);
+    const atCheckpoint = await startCounter(a, runtime, id);
+    const cp = await runFerry(a, ['checkpoint', id, '--export', file], { env: env() });
+    if (cp.code !== 0) throw new Error(`checkpoint: ${cp.stderr}`);
+    expectExit(a, await a.ctr(['container', 'rm', id]), 0);
+    const r = await runFerry(a, ['--json', 'restore', '--import', file, '--runtime', runtime, '--print-stats'], { env: env() });
+    if (r.code !== 0) throw new Error(`restore: ${r.stderr}\n${a.logTail(20)}`);
+    try {
+      const result = JSON.parse(r.stdout) as { id: string; engine: string; stats?: Record<string, number> };
+      // Without --name: the checkpoint's name, which ferry's archive gives as the container id.
+      expect(result).toMatchObject({ id, engine: 'containerd', imagePulled: false });
+      expect(result.stats).toBeDefined();
+      expect(result.stats!.pagesRestored + result.stats!.pagesSkippedCow + result.stats!.pagesCompared).toBeGreaterThan(0);
+      expect(result.stats!.restoreTime).toBeGreaterThan(0);
+      await continuesFrom(a, id, atCheckpoint);
+    } finally {
+      await runFerry(a, ['rm', id], { env: env() });
+    }
+  });
+
+  test('--create-image --push on one containerd, restore --image on another that pulls the checkpoint and its base image', async () => {
+    const id = uniqueId('reg');
+    const ref = `${reg.host}/ferry-ckpt/${id}:v1`;
+    const before = await startCounter(a, 'io.containerd.ferry.v2', id);
+    const cp = await runFerry(a, ['checkpoint', id, '--create-image', ref, '--push'], { env: env() });
+    if (cp.code !== 0) throw new Error(`checkpoint: ${cp.stderr}`);
+    expect((await b.ctr(['image', 'ls', '-q'])).stdout).toBe('');
+    const r = await runFerry(b, ['--json', 'restore', '--image', ref], { env: env() });
+    if (r.code !== 0) throw new Error(`restore --image: ${r.stderr}\n${b.logTail(20)}`);
+    try {
+      expect(JSON.parse(r.stdout)).toMatchObject({ id, checkpointImage: ref, image: expect.stringContaining('ferry-busybox'), imagePulled: true });
+      await continuesFrom(b, id, before);
+      const images = (await b.ctr(['image', 'ls', '-q'])).stdout;
+      expect(images).toContain(ref);
+    } finally {
+      await runFerry(b, ['rm', id], { env: env() });
+    }
+    // Again, now that both images are local: nothing is pulled.
+    const again = await runFerry(b, ['--json', 'restore', '--image', ref, '--name', `${id}-2`], { env: env() });
+    if (again.code !== 0) throw new Error(`second restore: ${again.stderr}`);
+    expect(JSON.parse(again.stdout)).toMatchObject({ id: `${id}-2`, imagePulled: false });
+    await runFerry(b, ['rm', `${id}-2`], { env: env() });
+    await a.ctr(['container', 'rm', id]);
+  });
+
+  test('ferry migrate: the counter continues on the destination, and only then the source is removed', async () => {
+    const id = uniqueId('mig');
+    await startCounter(a, 'io.containerd.ferry.v2', id);
+    const r = await runFerry(a, ['--json', 'migrate', id, '--to', b.address, '--to-namespace', b.namespace], { env: env() });
+    if (r.code !== 0) throw new Error(`migrate: ${r.stderr}\n${b.logTail(20)}`);
+    try {
+      expect(JSON.parse(r.stdout)).toMatchObject({ id, to: b.address, namespace: b.namespace, sourceRemoved: true, restored: { id } });
+      const moved = await readCount(b, id);
+      expect(moved).toBeGreaterThanOrEqual(20);
+      await countAtLeast(b, id, moved + 3);
+      expect((await a.ctr(['container', 'ls', '-q'])).stdout).not.toContain(id);
+      expect(await taskRow(a, id)).toBeUndefined();
+      expect(fs.readdirSync(path.join(work, 'state', 'migrate'))).toEqual([]);
+    } finally {
+      await runFerry(b, ['rm', id], { env: env() });
+    }
+  });
+
+  test('a container ferry restored can be checkpointed again: its output is in its log, and it migrates on', async () => {
+    const id = uniqueId('gen');
+    const file = path.join(work, `${id}.tar.zst`);
+    expectExit(a, await a.ctr(['run', '-d', baseRef, id, 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo line $i; sleep 0.1; done']), 0);
+    await countAtLeast(a, id, 10);
+    const cp = await runFerry(a, ['checkpoint', id, '--export', file], { env: env() });
+    if (cp.code !== 0) throw new Error(`checkpoint: ${cp.stderr}`);
+    expectExit(a, await a.ctr(['container', 'rm', id]), 0);
+    const r = await runFerry(a, ['--json', 'restore', '--import', file], { env: env() });
+    if (r.code !== 0) throw new Error(`restore: ${r.stderr}`);
+    const { log } = JSON.parse(r.stdout) as { log: string };
+    const restoredAt = await readCount(a, id);
+    await countAtLeast(a, id, restoredAt + 5);
+    // The restored process writes to its pipes; ferry's copier puts that in container.log.
+    const lines = fs.readFileSync(log, 'utf8').trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    // It continues from the checkpoint (≥ 10 counted before it), not from 1, line after line.
+    const first = Number(/^line (\d+)$/.exec(lines[0]!)![1]);
+    expect(first).toBeGreaterThanOrEqual(10);
+    expect(first).toBeLessThanOrEqual(restoredAt + 1);
+    expect(lines.slice(0, 3)).toEqual([`line ${first}`, `line ${first + 1}`, `line ${first + 2}`]);
+    const m = await runFerry(a, ['migrate', id, '--to', b.address, '--to-namespace', b.namespace, '--name', `${id}-b`], { env: env() });
+    if (m.code !== 0) throw new Error(`migrate of a restored container: ${m.stderr}`);
+    try {
+      const moved = await readCount(b, `${id}-b`);
+      expect(moved).toBeGreaterThan(restoredAt);
+      await countAtLeast(b, `${id}-b`, moved + 3);
+      // The source's copier ended with its task; its state went with ferry's removal of the source.
+      expect(fs.existsSync(path.dirname(log))).toBe(false);
+      const copiers = await waitFor(() => (listProcs().some((p) => p.argv.includes('log-copier') && p.argv.includes(path.dirname(log))) ? undefined : true), 10000, 200);
+      expect(copiers).toBe(true);
+    } finally {
+      await runFerry(b, ['rm', `${id}-b`], { env: env() });
+    }
+  });
+
+  test('ferry migrate whose restore fails: the source runs again and the error says so', async () => {
+    const id = uniqueId('migf');
+    await startCounter(a, 'io.containerd.ferry.v2', id);
+    // The destination cannot restore it: its runtime does not exist there.
+    const r = await runFerry(a, ['migrate', id, '--to', b.address, '--to-namespace', b.namespace, '--runtime', 'io.containerd.nosuch.v1'], { env: env() });
+    try {
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n').filter((l) => !/warning/.test(l))).toEqual([expect.stringMatching(new RegExp(`^ferry migrate: .*; the source container ${id} is running again$`))]);
+      const v = await readCount(a, id);
+      await countAtLeast(a, id, v + 3);
+      expect((await b.ctr(['container', 'ls', '-q'])).stdout).not.toContain(id);
+      expect(fs.readdirSync(path.join(work, 'state', 'migrate'))).toEqual([]);
+    } finally {
+      await a.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+      await waitFor(async () => ((await a.ctr(['task', 'rm', id])).code === 0 ? true : undefined), 15000, 200);
+      await a.ctr(['container', 'rm', id]);
+    }
+  });
+
+  test('the import of a large checkpoint shows a progress bar on a terminal, and nothing through a pipe', async () => {
+    const id = uniqueId('big');
+    // ~64 MiB of random text in the shell's memory.
+    expectExit(a, await a.ctr(['run', '-d', baseRef, id, 'sh', '-c', 'x=$(head -c 50331648 /dev/urandom | base64); echo ready > /tmp/ready; while :; do sleep 1; done']), 0);
+    await waitFor(async () => ((await a.ctr(['task', 'exec', '--exec-id', uniqueId('r'), id, 'cat', '/tmp/ready'])).stdout.includes('ready') ? true : undefined), 60000, 500);
+    const file = path.join(work, `${id}.tar`);
+    const cp = await runFerry(a, ['checkpoint', id, '--export', file, '--compress', 'none'], { env: env() });
+    if (cp.code !== 0) throw new Error(`checkpoint: ${cp.stderr}`);
+    expectExit(a, await a.ctr(['container', 'rm', id]), 0);
+    expect(fs.statSync(file).size).toBeGreaterThan(60 * 1024 * 1024);
+    const term = pty.spawn(process.execPath, [FERRY_CLI, '-a', a.address, '-n', a.namespace, 'restore', '--import', file], {
+      cols: 140, rows: 24, name: 'xterm', env: { ...process.env, ...env(), TERM: 'xterm' } as Record<string, string>,
+    });
+    let out = '';
+    term.onData((d) => { out += d; });
+    const exit = await new Promise<{ exitCode: number }>((resolve) => term.onExit(resolve));
+    try {
+      expect({ exitCode: exit.exitCode }).toEqual({ exitCode: 0 });
+      expect(out).toMatch(/import \S+ \[[=-]{24}\] +\d+% [\d.]+ [KMG]?i?B\/[\d.]+ MiB [\d.]+ [KM]iB\/s \S+ left/);
+      expect(out).toContain(`restored ${id}`);
+    } finally {
+      await runFerry(a, ['rm', id], { env: env() });
+    }
+    const piped = await runFerry(a, ['restore', '--import', file], { env: env() });
+    try {
+      expect({ code: piped.code, stderr: piped.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(piped.stdout).toMatch(new RegExp(`^restored ${id} `));
+    } finally {
+      await runFerry(a, ['rm', id], { env: env() });
+    }
+  });
+});
