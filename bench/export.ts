@@ -12,7 +12,7 @@
 // raise rlimits, which this VM does not permit (no CAP_SYS_RESOURCE). Both engines' containers run
 // without a network (ctr's default; podman --network none).
 //
-// Environment: BENCH_QUICK=1 (N=1, 64 MiB, not recorded), BENCH_EXPORT_N (samples, 3),
+// Environment: BENCH_QUICK=1 (N=1, 64 MiB, not recorded), BENCH_EXPORT_N (samples, 5),
 // BENCH_EXPORT_MIB (256), BENCH_RECORD (default 1 unless quick).
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -31,8 +31,8 @@ type Engine = 'ferry (ferry shim)' | 'ferry (Go shim)' | 'podman';
 type Compression = 'zstd' | 'none';
 type Workload = 'idle' | 'memory';
 
-interface Sample { ms: number; bytes: number }
-interface Cell { engine: Engine; workload: Workload; compression: Compression; ms: Summary; bytes: number }
+interface Sample { ms: number; bytes: number; /** ferry only: its own durationMs (wall minus Node start-up and exit). */ innerMs?: number }
+interface Cell { engine: Engine; workload: Workload; compression: Compression; ms: Summary; innerMs?: Summary; bytes: number }
 
 export interface ExportBenchResult {
   machine: MachineInfo;
@@ -109,8 +109,8 @@ class Bench {
 
   async ferryExport(id: string, compression: Compression, file: string): Promise<Sample> {
     fs.rmSync(file, { force: true });
-    const r = await must('ferry checkpoint', run(process.execPath, [FERRY_CLI, '-a', this.c.address, '-n', this.c.namespace, 'checkpoint', id, '--leave-running', '--compress', compression, '--export', file]));
-    return { ms: r.ms, bytes: fs.statSync(file).size };
+    const r = await must('ferry checkpoint', run(process.execPath, [FERRY_CLI, '-a', this.c.address, '-n', this.c.namespace, '--json', 'checkpoint', id, '--leave-running', '--compress', compression, '--export', file]));
+    return { ms: r.ms, bytes: fs.statSync(file).size, innerMs: (JSON.parse(r.stdout) as { durationMs: number }).durationMs };
   }
 
   async podmanExport(name: string, compression: Compression, file: string): Promise<Sample> {
@@ -168,10 +168,11 @@ async function writerBench(b: Bench, archive: string, n: number): Promise<{ rows
 }
 
 function render(r: ExportBenchResult): string {
-  const cellRows = r.cells.map((c) => [c.workload === 'idle' ? 'idle' : `holding ${r.mib} MiB`, c.compression, c.engine, fmt(c.ms.median, 0), fmt(c.ms.p90, 0), fmt(c.ms.min, 0), fmt(c.bytes / 2 ** 20, 1)]);
+  const cellRows = r.cells.map((c) => [c.workload === 'idle' ? 'idle' : `holding ${r.mib} MiB`, c.compression, c.engine, fmt(c.ms.median, 0), fmt(c.ms.p90, 0), fmt(c.ms.min, 0), c.innerMs ? fmt(c.innerMs.median, 0) : '–', fmt(c.bytes / 2 ** 20, 1)]);
   const ratioRows = r.ratios.map((x) => [x.workload === 'idle' ? 'idle' : `holding ${r.mib} MiB`, x.compression, `${x.engine} / podman`, fmtRatio(x.median)]);
   const writerRows = r.writer.map((w) => [w.what, fmt(w.ms.median, 0), fmt(w.ms.p90, 0), fmt(w.ms.min, 0), fmt(w.bytes / 2 ** 20, 1)]);
-  const t = (head: string[], rows: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((x) => `| ${x.join(' | ')} |`)].join('\n');
+  const cell = (x: string) => x.replace(/\|/g, '\\|');
+  const t = (head: string[], rows: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((x) => `| ${x.map(cell).join(' | ')} |`)].join('\n');
   const m = r.machine;
   return [
     `### ferry checkpoint --export vs podman container checkpoint --export (ms, N=${r.n} each, interleaved, --leave-running${r.quick ? ', quick run' : ''})`,
@@ -179,7 +180,9 @@ function render(r: ExportBenchResult): string {
     `Machine: ${m.cpuModel}, ${m.nproc} CPUs, ${m.memTotalMiB} MiB, kernel ${m.kernel}, cgroups ${m.cgroups}; ${m.containerd}; ${m.runc}; ${m.criu}; ${r.podman}; node ${m.node}; ferry ${m.ferryBuild}.`,
     `Load average at start ${m.loadAverage.join(' / ')}, at end ${r.loadAtEnd.join(' / ')}; ${m.otherContainerds} other containerd processes on the machine (shared VM). Run ${m.date}.`,
     '',
-    t(['workload', 'compression', 'engine', 'median', 'p90', 'min', 'archive MiB'], cellRows),
+    t(['workload', 'compression', 'engine', 'median', 'p90', 'min', 'ferry in-process median', 'archive MiB'], cellRows),
+    '',
+    '"ferry in-process" is the command\'s own `durationMs` (from its first containerd call to its result): the rest of the wall time is Node\'s start-up and exit.',
     '',
     t(['workload', 'compression', 'ratio', 'median'], ratioRows),
     '',
@@ -205,7 +208,7 @@ function record(md: string): void {
 async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const recordIt = process.env.BENCH_RECORD ? process.env.BENCH_RECORD === '1' : !quick;
-  const n = envCount('BENCH_EXPORT_N', 3, 1, quick);
+  const n = envCount('BENCH_EXPORT_N', 5, 1, quick);
   const mib = envCount('BENCH_EXPORT_MIB', 256, 64, quick);
   const started = Date.now();
   const log = (msg: string) => console.log(`[bench-export ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}`);
@@ -249,7 +252,8 @@ async function main(): Promise<void> {
       }
       for (const [key, s] of samples) {
         const [engine, compression] = key.split('|') as [Engine, Compression];
-        cells.push({ engine, workload, compression, ms: summarize(s.map((x) => x.ms)), bytes: s[s.length - 1]!.bytes });
+        const inner = s.filter((x) => x.innerMs !== undefined).map((x) => x.innerMs!);
+        cells.push({ engine, workload, compression, ms: summarize(s.map((x) => x.ms)), ...(inner.length ? { innerMs: summarize(inner) } : {}), bytes: s[s.length - 1]!.bytes });
       }
       for (const e of engines) {
         if (e === 'podman') await run('podman', ['rm', '-f', names[e]]);

@@ -224,6 +224,54 @@ describe.each(versions)('ferry checkpoint against containerd %s', (version) => {
     }
   });
 
+  test.each(RUNTIMES)('--tcp-established reaches CRIU through %s: refused without it (container unchanged), dumped with it, the connection carries on', async (runtime) => {
+    const id = uniqueId('tcp');
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    // Host network: ctr gives a new network namespace no running loopback. Both ends are in the container.
+    const script = `(while :; do sleep 1; done) | nc -l -p ${port} > /tmp/got & sleep 1; (while :; do echo ping; sleep 1; done) | nc 127.0.0.1 ${port} & echo ready > /tmp/ready; while :; do sleep 1; done`;
+    expect((await e.c.ctr(['run', '-d', '--net-host', '--runtime', runtime, e.c.image!.name, id, 'sh', '-c', script])).code).toBe(0);
+    const lines = async () => Number((await e.c.ctr(['task', 'exec', '--exec-id', `l-${Date.now()}`, id, 'sh', '-c', 'wc -l < /tmp/got'])).stdout.trim() || 0);
+    try {
+      expect(await waitFor(async () => ((await lines()) >= 2 ? true : undefined), 20000, 300)).toBe(true);
+      const before = await storeState(e.c);
+      const refusedRun = await runFerry(e.c, ['checkpoint', id, '--export', path.join(e.out, `${id}-0.tar`)], { env: ferryEnv(e) });
+      expect(refusedRun.code).toBe(1);
+      expect(refusedRun.stderr).toBe(`ferry checkpoint: CRIU could not dump container "${id}": inet: Connected TCP socket, consider using --tcp-established option; the container was left as it was\n`);
+      expect(await storeState(e.c)).toEqual(before);
+      expect(fs.existsSync(path.join(e.out, `${id}-0.tar`))).toBe(false);
+      expect((await taskRow(e.c, id))?.status).toBe('RUNNING');
+
+      const file = path.join(e.out, `${id}.tar`);
+      const ok = await runFerry(e.c, ['checkpoint', id, '--leave-running', '--tcp-established', '--compress', 'none', '--export', file], { env: ferryEnv(e) });
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      const sockets = JSON.stringify(JSON.parse(execFileSync('checkpointctl', ['inspect', '--sockets', '--format', 'json', file], { encoding: 'utf8' }))[0].sockets);
+      expect(sockets).toMatch(/ESTABLISHED/);
+      expect(sockets).toContain(String(port));
+      const at = await lines();
+      expect(await waitFor(async () => ((await lines()) >= at + 2 ? true : undefined), 20000, 300)).toBe(true);
+    } finally {
+      await removeContainer(e, id);
+    }
+  });
+
+  test('a paused container is checkpointed as it is and stays paused with --leave-running', async () => {
+    const id = uniqueId('paused');
+    await startCounter(e, RUNTIMES[1]!, id);
+    try {
+      expect((await e.c.ctr(['task', 'pause', id])).code).toBe(0);
+      await waitForStatus(e.c, id, 'PAUSED');
+      const r = await runFerry(e.c, ['checkpoint', id, '-R', '--export', path.join(e.out, `${id}.tar.zst`)], { env: ferryEnv(e) });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect((await taskRow(e.c, id))?.status).toBe('PAUSED');
+      expect(JSON.parse(execFileSync('checkpointctl', ['inspect', '--format', 'json', path.join(e.out, `${id}.tar.zst`)], { encoding: 'utf8' }))[0].container_name).toBe(id);
+      expect((await e.c.ctr(['task', 'resume', id])).code).toBe(0);
+    } finally {
+      await removeContainer(e, id);
+    }
+  });
+
   test('--create-image --push: a standard single-layer OCI image with every engine\'s annotations; a second containerd pulls it complete', async () => {
     const runtime = version === '1.7' ? RUNTIMES[0]! : RUNTIMES[1]!;
     const id = uniqueId('img');

@@ -110,5 +110,5 @@ export async function dumpFailureCause(dumpLog: string): Promise<string | undefi
   }
   const errors = text.split('\n').filter((l) => /\bError \(/.test(l));
   const cause = errors.find((l) => !NOT_THE_CAUSE.some((re) => re.test(l))) ?? errors[0];
-  return cause?.replace(/^\(\s*[\d.]+\)\s*Error \([^)]*\):\s*/, '').trim();
+  return cause?.replace(/^\(\s*[\d.]+\)\s*Error \([^)]*\):\s*/, '').trim().replace(/\.$/, '');
 }
