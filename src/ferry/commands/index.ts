@@ -9,4 +9,9 @@ import { registerVersion } from './version';
 
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
-export const COMMANDS: RegisterCommand[] = [registerCheckpoint, inspect, list, registerVersion];
+export const COMMANDS: RegisterCommand[] = [
+  registerCheckpoint,
+  inspect,
+  list,
+  registerVersion,
+];
