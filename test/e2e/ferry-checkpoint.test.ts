@@ -4,7 +4,7 @@
 // docker-registry over TLS on loopback) and pulled into a second containerd with its own root and
 // state (another host). Every refusal is checked to have changed nothing: same content, snapshots,
 // leases and images, the container still running, no file left.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { IPty } from 'node-pty';
 import { Connection } from '../../src/ferry/containerd/connection';
 import { pullImage, type TransferProgress } from '../../src/ferry/containerd/transfer';
-import { Containerd, startContainerd } from '../helpers/containerd';
+import { collect, Containerd, startContainerd } from '../helpers/containerd';
 import { storeState } from '../helpers/containerd-state';
 import { FERRY_CLI, runFerry } from '../helpers/ferry-cli';
 import { taskRow, uniqueId, waitForStatus } from '../helpers/lanes';
@@ -398,6 +398,35 @@ describe.each(versions)('ferry checkpoint against containerd %s', (version) => {
     expect(fs.statSync(file).size).toBeGreaterThan(30 * 1024 * 1024);
     await removeContainer(e, id);
     await e.c.ctr(['images', 'rm', '--sync', ref]);
+  });
+
+  test('Ctrl-C while the archive is written: the checkpoint is undone, the container runs on', async () => {
+    const id = uniqueId('int');
+    expect((await e.c.ctr(['run', '-d', '--runtime', RUNTIMES[0]!, e.c.image!.name, id, 'sh', '-c',
+      'x=$(head -c 50331648 /dev/urandom | base64); echo ready > /tmp/ready; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 1; done'])).code).toBe(0);
+    try {
+      expect(await waitFor(async () => ((await e.c.ctr(['task', 'exec', '--exec-id', `r-${Date.now()}`, id, 'cat', '/tmp/ready'])).stdout.includes('ready') ? true : undefined), 60000, 500)).toBe(true);
+      const before = await storeState(e.c);
+      const file = path.join(e.out, `${id}.tar.gz`);
+      // gzip makes the archive phase last seconds: SIGINT arrives while the temporary file grows.
+      const child = spawn(process.execPath, [FERRY_CLI, '-a', e.c.address, '-n', e.c.namespace, 'checkpoint', id, '--compress', 'gzip', '--export', file], { env: { ...process.env, ...ferryEnv(e) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const done = collect(child, { timeoutMs: 120000 });
+      const temp = await waitFor(() => fs.readdirSync(e.out).find((n) => n.startsWith(`.${id}.tar.gz.ferry-`)), 60000, 10);
+      expect(temp).toBeDefined();
+      child.kill('SIGINT');
+      const r = await done;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^ferry checkpoint: interrupted; undoing the checkpoint/);
+      expect(r.stderr).toMatch(/\nferry checkpoint: interrupted: nothing of the checkpoint was kept and the container was left as it was\n$/);
+      expect(fs.readdirSync(e.out).filter((n) => n.includes(id))).toEqual([]);
+      expect(fs.readdirSync(e.tmp)).toEqual([]);
+      expect(await storeState(e.c)).toEqual(before);
+      expect((await taskRow(e.c, id))?.status).toBe('RUNNING');
+      const at = await count(e, id);
+      expect(await waitFor(async () => ((await count(e, id)) > at ? true : undefined), 10000, 300)).toBe(true);
+    } finally {
+      await removeContainer(e, id);
+    }
   });
 
   describe('refusals: one clear line, exit status 1, nothing changed', () => {

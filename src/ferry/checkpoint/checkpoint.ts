@@ -16,9 +16,10 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { errorReason } from '../cli-error';
 import { Connection, containerdVersion, containerSpec, createLease, DEFAULT_SNAPSHOTTER, deleteImage, deleteLease, findContainer, findImage } from '../containerd';
 import { pushImage, type TransferProgress } from '../containerd/transfer';
-import { AlreadyExistsError, InternalError, InvalidArgumentError, NotFoundError } from '../../errors';
+import { AlreadyExistsError, Code, FerryError, InternalError, InvalidArgumentError, NotFoundError } from '../../errors';
 import { archiveStream, checkpointArchiveEntries, tarSize, type DigestStream } from '../../format/checkpoint-archive-writer';
 import type { ArchiveCompression } from '../../format/compression';
 import { DirImageStore } from '../../format/criu/image-store';
@@ -47,6 +48,16 @@ export interface CheckpointRequest {
   /** containerd 2.x: hosts.toml directory (certs.d layout) and plain HTTP for the push. */
   hostsDir?: string;
   plainHttp?: boolean;
+  /**
+   * Abandons the checkpoint (Ctrl-C) at its next safe point — between steps, or while the
+   * archive is written: what was made is removed and the container resumed, as after a failure.
+   */
+  signal?: AbortSignal;
+}
+
+/** The checkpoint was interrupted before it was complete; nothing of it was kept. */
+export class CheckpointInterruptedError extends FerryError {
+  constructor(message: string) { super(Code.Canceled, message); }
 }
 
 /** CRIU's dump statistics, under checkpointctl's JSON names (µs and pages). */
@@ -131,7 +142,8 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
   const spec = containerSpec(container);
   const baseImage = container.image ? await findImage(conn, container.image) : undefined;
 
-  const leaseId = await createLease(conn, { 'io.ferry/checkpoint': container.id });
+  // The lease outlives a ferry that is killed outright only by a few hours (then containerd collects).
+  const leaseId = await createLease(conn, { 'io.ferry/checkpoint': container.id }, 4 * 3600);
   const leased = conn.withLease(leaseId);
   const stage = await fsp.mkdtemp(path.join(os.tmpdir(), 'ferry-checkpoint-'));
   await fsp.chmod(stage, 0o700);
@@ -139,10 +151,17 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
   let dump: TaskDump | undefined;
   let running = true; // the container still runs (paused or not): a failure must resume it
   let image: CheckpointImage | undefined;
+  // Set once the archive is in place: from then on the checkpoint exists and is not undone.
+  let committed = false;
+  const proceed = () => {
+    if (r.signal?.aborted) throw new CheckpointInterruptedError('interrupted: nothing of the checkpoint was kept and the container was left as it was');
+  };
   try {
     lap('checks');
+    proceed();
     dump = await TaskDump.pause(leased, container.id);
     lap('pause');
+    proceed();
     const checkpointedAt = new Date();
     let layer: WritableLayer | undefined;
     let containerLog: string | undefined;
@@ -168,6 +187,7 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       if (r.leaveRunning) await dump.resume();
       lap('resume');
     }
+    proceed();
     const present = async (name: string) => ((await fsp.lstat(path.join(stage, name)).catch(() => undefined))?.isFile() ? path.join(stage, name) : undefined);
     const entries = await checkpointArchiveEntries({
       configDump: metadata.configDump,
@@ -191,7 +211,7 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       const archive = archiveStream(entries, { compression: r.compression, digest: r.createImage !== undefined, onProgress: (n) => progress.update(n) });
       const fh = await output.open();
       try {
-        await pipeline(archive.stream, fh.createWriteStream());
+        await pipeline(archive.stream, fh.createWriteStream(), { signal: r.signal });
         const size = (await fsp.stat(output.tempPath)).size;
         exported = { path: output.finalPath, compression: r.compression, size, uncompressedSize: archive.uncompressed.bytes };
         exportedDigest = archive.uncompressed;
@@ -206,6 +226,7 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
     }
 
     if (r.createImage) {
+      proceed();
       const facts = await hostFacts(stage, server?.version);
       const annotations = checkpointImageAnnotations({
         containerName: metadata.name, runtimeName: container.runtime?.name, baseImageName: container.image || undefined,
@@ -215,6 +236,8 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       // With --export the layer is the archive just written (same bytes); else it is made now.
       const fresh = output ? undefined : archiveStream(entries, { compression: r.compression, onProgress: (n) => progress.update(n) });
       const layerBytes = output ? createReadStream(output.tempPath, { highWaterMark: 1024 * 1024 }) : fresh!.stream;
+      const stopLayer = () => layerBytes.destroy(new CheckpointInterruptedError('interrupted'));
+      r.signal?.addEventListener('abort', stopLayer, { once: true });
       try {
         image = await createCheckpointImage(leased, {
           name: r.createImage, layer: layerBytes, uncompressed: fresh ? fresh.uncompressed : exportedDigest!,
@@ -222,10 +245,12 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
           onProgress: fresh ? undefined : (n) => progress.update(n),
         });
       } finally {
+        r.signal?.removeEventListener('abort', stopLayer);
         progress.stop();
         lap('image');
       }
       if (r.push) {
+        proceed();
         progress.start('push', 0);
         try {
           await pushImage(conn, image.name, image.name, {
@@ -242,11 +267,18 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
     let statisticsResult: DumpStatistics | undefined;
     if (r.printStats) statisticsResult = statistics(await readStats(new DirImageStore(stage), ArchiveFile.statsDump));
 
+    proceed();
     if (output) await output.commit();
+    committed = true;
     let stopped = false;
     if (!r.leaveRunning) {
       running = false;
-      await dump.stop();
+      try {
+        await dump.stop();
+      } catch (err) {
+        const where = [exported && exported.path, image && image.name].filter(Boolean).join(' and ');
+        throw new InternalError(`the checkpoint is complete (${where}), but stopping container ${JSON.stringify(container.id)} failed: ${errorReason(err)}`, { cause: err });
+      }
       stopped = true;
       lap('stop');
     }
@@ -263,9 +295,12 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       timings,
     };
   } catch (err) {
-    await output?.discard();
-    if (image) await deleteImage(conn, image.name, true).catch(() => undefined);
-    if (dump && running && !r.leaveRunning) await dump.resume().catch(() => undefined);
+    if (!committed) {
+      await output?.discard();
+      if (image) await deleteImage(conn, image.name, true).catch(() => undefined);
+      if (dump && running && !r.leaveRunning) await dump.resume().catch(() => undefined);
+    }
+    if (!committed && r.signal?.aborted) throw new CheckpointInterruptedError('interrupted: nothing of the checkpoint was kept and the container was left as it was');
     throw err;
   } finally {
     await deleteLease(conn, leaseId, true).catch(() => undefined);
