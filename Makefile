@@ -76,7 +76,7 @@ bench-import: build
 	node build/bench/import.js
 
 # `ferry checkpoint --export` vs `podman container checkpoint --export`, and ferry's archive
-# writer vs tar | zstd (bench/export.ts). zstd-napi is a native addon: kept out of the bundle.
+# writer vs tar | zstd (bench/export.ts; ~4 min, records its section of docs/benchmarks.md).
 bench-export: build
 	$(NODE_BIN)/esbuild bench/export.ts --bundle --platform=node --target=node20 --external:zstd-napi --outfile=build/bench/export.js --log-level=warning
 	node build/bench/export.js

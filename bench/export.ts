@@ -12,7 +12,8 @@
 // raise rlimits, which this VM does not permit (no CAP_SYS_RESOURCE). Both engines' containers run
 // without a network (ctr's default; podman --network none).
 //
-// Environment: BENCH_QUICK=1 (N=1, 64 MiB, not recorded), BENCH_EXPORT_N (samples, 3),
+// Environment: BENCH_QUICK=1 (N=1, 64 MiB, not recorded), BENCH_EXPORT_N (samples, 5),
+// BENCH_EXPORT_WORKLOADS (idle,memory),
 // BENCH_EXPORT_MIB (256), BENCH_RECORD (default 1 unless quick).
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -31,8 +32,8 @@ type Engine = 'ferry (ferry shim)' | 'ferry (Go shim)' | 'podman';
 type Compression = 'zstd' | 'none';
 type Workload = 'idle' | 'memory';
 
-interface Sample { ms: number; bytes: number }
-interface Cell { engine: Engine; workload: Workload; compression: Compression; ms: Summary; bytes: number }
+interface Sample { ms: number; bytes: number; /** ferry only: its own durationMs (wall minus Node start-up and exit), and per phase. */ innerMs?: number; timings?: Record<string, number> }
+interface Cell { engine: Engine; workload: Workload; compression: Compression; ms: Summary; innerMs?: Summary; bytes: number }
 
 export interface ExportBenchResult {
   machine: MachineInfo;
@@ -109,8 +110,9 @@ class Bench {
 
   async ferryExport(id: string, compression: Compression, file: string): Promise<Sample> {
     fs.rmSync(file, { force: true });
-    const r = await must('ferry checkpoint', run(process.execPath, [FERRY_CLI, '-a', this.c.address, '-n', this.c.namespace, 'checkpoint', id, '--leave-running', '--compress', compression, '--export', file]));
-    return { ms: r.ms, bytes: fs.statSync(file).size };
+    const r = await must('ferry checkpoint', run(process.execPath, [FERRY_CLI, '-a', this.c.address, '-n', this.c.namespace, '--json', 'checkpoint', id, '--leave-running', '--compress', compression, '--export', file]));
+    const out = JSON.parse(r.stdout) as { durationMs: number; timings: Record<string, number> };
+    return { ms: r.ms, bytes: fs.statSync(file).size, innerMs: out.durationMs, timings: out.timings };
   }
 
   async podmanExport(name: string, compression: Compression, file: string): Promise<Sample> {
@@ -151,16 +153,16 @@ async function writerBench(b: Bench, archive: string, n: number): Promise<{ rows
     }
     const tz = await must('tar | zstd', run('sh', ['-c', `tar -C '${src}' -cf - . | zstd -q -3 > '${out}'`]));
     add('tar | zstd -3', { ms: tz.ms, bytes: fs.statSync(out).size });
-    const tz2 = await must('tar | zstd -T2', run('sh', ['-c', `tar -C '${src}' -cf - . | zstd -q -3 -T2 > '${out}'`]));
-    add('tar | zstd -3 -T2', { ms: tz2.ms, bytes: fs.statSync(out).size });
+    const tz1 = await must('tar | zstd -1', run('sh', ['-c', `tar -C '${src}' -cf - . | zstd -q -1 > '${out}'`]));
+    add('tar | zstd -1', { ms: tz1.ms, bytes: fs.statSync(out).size });
     const t = await must('tar', run('tar', ['-C', src, '-cf', out, '.']));
     add('tar (none)', { ms: t.ms, bytes: fs.statSync(out).size });
   }
   const rows = Object.entries(samples).map(([what, s]) => ({ what, ms: summarize(s.map((x) => x.ms)), bytes: s[0]!.bytes }));
   const med = (what: string) => rows.find((r) => r.what === what)!.ms.median;
   const ratios = [
-    { compression: 'zstd', vs: 'tar | zstd -3', median: ratio(med('ferry writer, zstd'), med('tar | zstd -3')) },
-    { compression: 'zstd', vs: 'tar | zstd -3 -T2', median: ratio(med('ferry writer, zstd'), med('tar | zstd -3 -T2')) },
+    { compression: 'zstd', vs: 'tar | zstd -3 (zstd\'s default level)', median: ratio(med('ferry writer, zstd'), med('tar | zstd -3')) },
+    { compression: 'zstd', vs: 'tar | zstd -1 (ferry\'s level)', median: ratio(med('ferry writer, zstd'), med('tar | zstd -1')) },
     { compression: 'none', vs: 'tar (none)', median: ratio(med('ferry writer, none'), med('tar (none)')) },
   ];
   fs.rmSync(src, { recursive: true, force: true });
@@ -168,10 +170,11 @@ async function writerBench(b: Bench, archive: string, n: number): Promise<{ rows
 }
 
 function render(r: ExportBenchResult): string {
-  const cellRows = r.cells.map((c) => [c.workload === 'idle' ? 'idle' : `holding ${r.mib} MiB`, c.compression, c.engine, fmt(c.ms.median, 0), fmt(c.ms.p90, 0), fmt(c.ms.min, 0), fmt(c.bytes / 2 ** 20, 1)]);
+  const cellRows = r.cells.map((c) => [c.workload === 'idle' ? 'idle' : `holding ${r.mib} MiB`, c.compression, c.engine, fmt(c.ms.median, 0), fmt(c.ms.p90, 0), fmt(c.ms.min, 0), c.innerMs ? fmt(c.innerMs.median, 0) : '–', fmt(c.bytes / 2 ** 20, 1)]);
   const ratioRows = r.ratios.map((x) => [x.workload === 'idle' ? 'idle' : `holding ${r.mib} MiB`, x.compression, `${x.engine} / podman`, fmtRatio(x.median)]);
   const writerRows = r.writer.map((w) => [w.what, fmt(w.ms.median, 0), fmt(w.ms.p90, 0), fmt(w.ms.min, 0), fmt(w.bytes / 2 ** 20, 1)]);
-  const t = (head: string[], rows: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((x) => `| ${x.join(' | ')} |`)].join('\n');
+  const cell = (x: string) => x.replace(/\|/g, '\\|');
+  const t = (head: string[], rows: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((x) => `| ${x.map(cell).join(' | ')} |`)].join('\n');
   const m = r.machine;
   return [
     `### ferry checkpoint --export vs podman container checkpoint --export (ms, N=${r.n} each, interleaved, --leave-running${r.quick ? ', quick run' : ''})`,
@@ -179,7 +182,9 @@ function render(r: ExportBenchResult): string {
     `Machine: ${m.cpuModel}, ${m.nproc} CPUs, ${m.memTotalMiB} MiB, kernel ${m.kernel}, cgroups ${m.cgroups}; ${m.containerd}; ${m.runc}; ${m.criu}; ${r.podman}; node ${m.node}; ferry ${m.ferryBuild}.`,
     `Load average at start ${m.loadAverage.join(' / ')}, at end ${r.loadAtEnd.join(' / ')}; ${m.otherContainerds} other containerd processes on the machine (shared VM). Run ${m.date}.`,
     '',
-    t(['workload', 'compression', 'engine', 'median', 'p90', 'min', 'archive MiB'], cellRows),
+    t(['workload', 'compression', 'engine', 'median', 'p90', 'min', 'ferry in-process median', 'archive MiB'], cellRows),
+    '',
+    '"ferry in-process" is the command\'s own `durationMs` (from its first containerd call to its result): the rest of the wall time is Node\'s start-up and exit.',
     '',
     t(['workload', 'compression', 'ratio', 'median'], ratioRows),
     '',
@@ -205,7 +210,7 @@ function record(md: string): void {
 async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const recordIt = process.env.BENCH_RECORD ? process.env.BENCH_RECORD === '1' : !quick;
-  const n = envCount('BENCH_EXPORT_N', 3, 1, quick);
+  const n = envCount('BENCH_EXPORT_N', 5, 1, quick);
   const mib = envCount('BENCH_EXPORT_MIB', 256, 64, quick);
   const started = Date.now();
   const log = (msg: string) => console.log(`[bench-export ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}`);
@@ -220,7 +225,8 @@ async function main(): Promise<void> {
     const engines: Engine[] = ['ferry (ferry shim)', 'ferry (Go shim)', 'podman'];
     const cells: Cell[] = [];
     let memoryArchive = '';
-    for (const workload of ['idle', 'memory'] as const) {
+    const workloads = (process.env.BENCH_EXPORT_WORKLOADS ?? 'idle,memory').split(',') as Workload[];
+    for (const workload of workloads) {
       const script = workload === 'idle' ? IDLE : holding(mib);
       const names: Record<Engine, string> = {
         'ferry (ferry shim)': `bx-ferry-${process.pid}-${workload}`,
@@ -243,13 +249,14 @@ async function main(): Promise<void> {
             if (workload === 'memory' && e === 'ferry (ferry shim)' && compression === 'zstd') memoryArchive = file;
             const key = `${e}|${compression}`;
             samples.set(key, [...(samples.get(key) ?? []), s]);
-            log(`${workload} ${compression} ${e}: ${s.ms.toFixed(0)} ms, ${(s.bytes / 2 ** 20).toFixed(1)} MiB`);
+            log(`${workload} ${compression} ${e}: ${s.ms.toFixed(0)} ms, ${(s.bytes / 2 ** 20).toFixed(1)} MiB${s.timings ? ` ${JSON.stringify(s.timings)}` : ''}`);
           }
         }
       }
       for (const [key, s] of samples) {
         const [engine, compression] = key.split('|') as [Engine, Compression];
-        cells.push({ engine, workload, compression, ms: summarize(s.map((x) => x.ms)), bytes: s[s.length - 1]!.bytes });
+        const inner = s.filter((x) => x.innerMs !== undefined).map((x) => x.innerMs!);
+        cells.push({ engine, workload, compression, ms: summarize(s.map((x) => x.ms)), ...(inner.length ? { innerMs: summarize(inner) } : {}), bytes: s[s.length - 1]!.bytes });
       }
       for (const e of engines) {
         if (e === 'podman') await run('podman', ['rm', '-f', names[e]]);
@@ -263,7 +270,7 @@ async function main(): Promise<void> {
       ratios.push({ engine: cell.engine, workload: cell.workload, compression: cell.compression, median: ratio(cell.ms.median, p.ms.median) });
     }
     log('archive writer vs tar | zstd');
-    const writer = await writerBench(b, memoryArchive, n);
+    const writer = memoryArchive ? await writerBench(b, memoryArchive, n) : { rows: [], ratios: [], mib: 0 };
     const result: ExportBenchResult = {
       machine, loadAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100), quick, n, mib, podman, cells, ratios,
       writer: writer.rows, writerRatios: writer.ratios, archiveMiB: writer.mib,

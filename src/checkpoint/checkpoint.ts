@@ -13,6 +13,7 @@ import { RuntimeError } from '../runc/runtime-error';
 import { typeName } from '../service/runtime-options';
 import { ensureCriu } from './criu';
 import { criCheckpointCollectDir } from './cri-collect-dir';
+import { criuFailureLine } from '../format/criu/dump-log';
 import { ArchiveFile } from '../format/layout';
 import type { WarnLogger } from '../format/warn-logger';
 
@@ -71,14 +72,14 @@ export function criuWorkDir(bundle: string, ...preferred: string[]): string {
 }
 
 /**
- * The first line of a CRIU log that reports an error. CRIU prefixes them `Error (file:line):`;
- * a log without one yields its last non-empty line (usually the reason the dump stopped).
+ * The line of a CRIU log that says why it failed (src/format/criu/dump-log.ts: the first Error
+ * line that is a cause, not CRIU's harmless rlimit complaint); a log without one yields its
+ * last non-empty line (usually the reason the dump stopped).
  */
 export async function firstCriuError(logPath: string): Promise<string | undefined> {
   let text: string;
   try { text = await fsp.readFile(logPath, 'utf8'); } catch { return undefined; }
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
-  return lines.find((l) => /\bError\b/.test(l)) ?? lines[lines.length - 1];
+  return criuFailureLine(text);
 }
 
 /** Runs the checkpoint. With options.exit the container is gone afterwards (its exit is reaped as usual). */

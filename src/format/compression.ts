@@ -1,6 +1,7 @@
 // Compression of what ferry writes (checkpoint archives, image layers): gzip through node:zlib,
 // zstd through zstd-napi (libzstd, streaming), or none. Reading picks the method from the magic
 // bytes instead (tar-reader.ts openArchiveStream), so only the writing side lives here.
+import * as os from 'node:os';
 import { PassThrough, Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { CompressStream } from 'zstd-napi';
@@ -13,12 +14,19 @@ export type { ArchiveCompression };
 export const COMPRESSIONS: readonly ArchiveCompression[] = ['zstd', 'gzip', 'none'];
 
 export interface CompressorOptions {
-  /** zstd 1..19 (default 3, libzstd's and Podman's default), gzip 1..9 (default 6). */
+  /**
+   * zstd 1..19, gzip 1..9 (default 6). zstd's default is 1, not libzstd's 3: measured here, level
+   * 3 took 1.8× as long for the same size on the benchmark's memory (base64 text) and gave 8 %
+   * smaller output on binaries (docs/benchmarks.md); a checkpoint is written while its container
+   * waits, so speed wins.
+   */
   level?: number;
   /**
-   * zstd worker threads (libzstd's own). Default 0: compression on the calling thread. Measured
-   * on the 2-CPU machine of docs/benchmarks.md, 2 workers made a 64 MiB archive 2–3× slower
-   * (the workers and the reading thread competed for the same two CPUs).
+   * zstd worker threads (libzstd's own). Default: one when the machine has two CPUs or more, so
+   * compression runs beside the thread that reads the files (0 compresses on the calling thread).
+   * Measured on the 2-CPU VM of docs/benchmarks.md, 144 MiB: 0 workers 530–600 ms, 1 worker
+   * 400–440 ms, tar | zstd -1 550 ms at load 3.5; at load 20+ two workers were 2–3× slower than
+   * none (the workers and the reader then fight over the same two CPUs).
    */
   workers?: number;
 }
@@ -33,7 +41,7 @@ export function parseCompression(value: string): ArchiveCompression {
 export function createCompressor(kind: ArchiveCompression, opts: CompressorOptions = {}): Transform {
   switch (kind) {
     case 'zstd':
-      return new CompressStream({ compressionLevel: opts.level ?? 3, nbWorkers: opts.workers ?? 0 });
+      return new CompressStream({ compressionLevel: opts.level ?? 1, nbWorkers: opts.workers ?? (os.availableParallelism() > 1 ? 1 : 0) });
     case 'gzip':
       return zlib.createGzip({ level: opts.level ?? 6, chunkSize: 256 * 1024 });
     case 'none':

@@ -4,7 +4,7 @@
 // docker-registry over TLS on loopback) and pulled into a second containerd with its own root and
 // state (another host). Every refusal is checked to have changed nothing: same content, snapshots,
 // leases and images, the container still running, no file left.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { IPty } from 'node-pty';
 import { Connection } from '../../src/ferry/containerd/connection';
 import { pullImage, type TransferProgress } from '../../src/ferry/containerd/transfer';
-import { Containerd, startContainerd } from '../helpers/containerd';
+import { collect, Containerd, startContainerd } from '../helpers/containerd';
 import { storeState } from '../helpers/containerd-state';
 import { FERRY_CLI, runFerry } from '../helpers/ferry-cli';
 import { taskRow, uniqueId, waitForStatus } from '../helpers/lanes';
@@ -224,6 +224,54 @@ describe.each(versions)('ferry checkpoint against containerd %s', (version) => {
     }
   });
 
+  test.each(RUNTIMES)('--tcp-established reaches CRIU through %s: refused without it (container unchanged), dumped with it, the connection carries on', async (runtime) => {
+    const id = uniqueId('tcp');
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    // Host network: ctr gives a new network namespace no running loopback. Both ends are in the container.
+    const script = `(while :; do sleep 1; done) | nc -l -p ${port} > /tmp/got & sleep 1; (while :; do echo ping; sleep 1; done) | nc 127.0.0.1 ${port} & echo ready > /tmp/ready; while :; do sleep 1; done`;
+    expect((await e.c.ctr(['run', '-d', '--net-host', '--runtime', runtime, e.c.image!.name, id, 'sh', '-c', script])).code).toBe(0);
+    const lines = async () => Number((await e.c.ctr(['task', 'exec', '--exec-id', `l-${Date.now()}`, id, 'sh', '-c', 'wc -l < /tmp/got'])).stdout.trim() || 0);
+    try {
+      expect(await waitFor(async () => ((await lines()) >= 2 ? true : undefined), 20000, 300)).toBe(true);
+      const before = await storeState(e.c);
+      const refusedRun = await runFerry(e.c, ['checkpoint', id, '--export', path.join(e.out, `${id}-0.tar`)], { env: ferryEnv(e) });
+      expect(refusedRun.code).toBe(1);
+      expect(refusedRun.stderr).toBe(`ferry checkpoint: CRIU could not dump container "${id}": inet: Connected TCP socket, consider using --tcp-established option; the container was left as it was\n`);
+      expect(await storeState(e.c)).toEqual(before);
+      expect(fs.existsSync(path.join(e.out, `${id}-0.tar`))).toBe(false);
+      expect((await taskRow(e.c, id))?.status).toBe('RUNNING');
+
+      const file = path.join(e.out, `${id}.tar`);
+      const ok = await runFerry(e.c, ['checkpoint', id, '--leave-running', '--tcp-established', '--compress', 'none', '--export', file], { env: ferryEnv(e) });
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      const sockets = JSON.stringify(JSON.parse(execFileSync('checkpointctl', ['inspect', '--sockets', '--format', 'json', file], { encoding: 'utf8' }))[0].sockets);
+      expect(sockets).toMatch(/ESTABLISHED/);
+      expect(sockets).toContain(String(port));
+      const at = await lines();
+      expect(await waitFor(async () => ((await lines()) >= at + 2 ? true : undefined), 20000, 300)).toBe(true);
+    } finally {
+      await removeContainer(e, id);
+    }
+  });
+
+  test('a paused container is checkpointed as it is and stays paused with --leave-running', async () => {
+    const id = uniqueId('paused');
+    await startCounter(e, RUNTIMES[1]!, id);
+    try {
+      expect((await e.c.ctr(['task', 'pause', id])).code).toBe(0);
+      await waitForStatus(e.c, id, 'PAUSED');
+      const r = await runFerry(e.c, ['checkpoint', id, '-R', '--export', path.join(e.out, `${id}.tar.zst`)], { env: ferryEnv(e) });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect((await taskRow(e.c, id))?.status).toBe('PAUSED');
+      expect(JSON.parse(execFileSync('checkpointctl', ['inspect', '--format', 'json', path.join(e.out, `${id}.tar.zst`)], { encoding: 'utf8' }))[0].container_name).toBe(id);
+      expect((await e.c.ctr(['task', 'resume', id])).code).toBe(0);
+    } finally {
+      await removeContainer(e, id);
+    }
+  });
+
   test('--create-image --push: a standard single-layer OCI image with every engine\'s annotations; a second containerd pulls it complete', async () => {
     const runtime = version === '1.7' ? RUNTIMES[0]! : RUNTIMES[1]!;
     const id = uniqueId('img');
@@ -350,6 +398,35 @@ describe.each(versions)('ferry checkpoint against containerd %s', (version) => {
     expect(fs.statSync(file).size).toBeGreaterThan(30 * 1024 * 1024);
     await removeContainer(e, id);
     await e.c.ctr(['images', 'rm', '--sync', ref]);
+  });
+
+  test('Ctrl-C while the archive is written: the checkpoint is undone, the container runs on', async () => {
+    const id = uniqueId('int');
+    expect((await e.c.ctr(['run', '-d', '--runtime', RUNTIMES[0]!, e.c.image!.name, id, 'sh', '-c',
+      'x=$(head -c 50331648 /dev/urandom | base64); echo ready > /tmp/ready; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 1; done'])).code).toBe(0);
+    try {
+      expect(await waitFor(async () => ((await e.c.ctr(['task', 'exec', '--exec-id', `r-${Date.now()}`, id, 'cat', '/tmp/ready'])).stdout.includes('ready') ? true : undefined), 60000, 500)).toBe(true);
+      const before = await storeState(e.c);
+      const file = path.join(e.out, `${id}.tar.gz`);
+      // gzip makes the archive phase last seconds: SIGINT arrives while the temporary file grows.
+      const child = spawn(process.execPath, [FERRY_CLI, '-a', e.c.address, '-n', e.c.namespace, 'checkpoint', id, '--compress', 'gzip', '--export', file], { env: { ...process.env, ...ferryEnv(e) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const done = collect(child, { timeoutMs: 120000 });
+      const temp = await waitFor(() => fs.readdirSync(e.out).find((n) => n.startsWith(`.${id}.tar.gz.ferry-`)), 60000, 10);
+      expect(temp).toBeDefined();
+      child.kill('SIGINT');
+      const r = await done;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^ferry checkpoint: interrupted; undoing the checkpoint/);
+      expect(r.stderr).toMatch(/\nferry checkpoint: interrupted: nothing of the checkpoint was kept and the container was left as it was\n$/);
+      expect(fs.readdirSync(e.out).filter((n) => n.includes(id))).toEqual([]);
+      expect(fs.readdirSync(e.tmp)).toEqual([]);
+      expect(await storeState(e.c)).toEqual(before);
+      expect((await taskRow(e.c, id))?.status).toBe('RUNNING');
+      const at = await count(e, id);
+      expect(await waitFor(async () => ((await count(e, id)) > at ? true : undefined), 10000, 300)).toBe(true);
+    } finally {
+      await removeContainer(e, id);
+    }
   });
 
   describe('refusals: one clear line, exit status 1, nothing changed', () => {

@@ -109,6 +109,11 @@ describe('firstCriuError', () => {
     await expect(firstCriuError(log)).resolves.toBe('(00.2) Error (criu/sk-unix.c:123): unix: Connected external socket');
     await expect(firstCriuError(path.join(tmp, 'none.log'))).resolves.toBeUndefined();
   });
+  test('passes over CRIU\'s harmless rlimit error to the cause', async () => {
+    const log = path.join(tmp, 'dump-rlimit.log');
+    fs.writeFileSync(log, "(00.08) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted\n(00.09) Error (criu/files-reg.c:1790): Can't lookup mount=27 for fd=1 path=/x.log\n(00.14) Error (criu/cr-dump.c:1975): Dumping FAILED.\n");
+    await expect(firstCriuError(log)).resolves.toBe("(00.09) Error (criu/files-reg.c:1790): Can't lookup mount=27 for fd=1 path=/x.log");
+  });
 });
 
 describe('checkRestoreCompatibility', () => {

@@ -204,7 +204,7 @@ describe('CRIU dump log', () => {
     ].join('\n'));
     expect(await dumpFailureCause(log)).toBe("Can't lookup mount=27 for fd=1 path=/tmp/x.log");
     fs.writeFileSync(log, '(00.1) Error (criu/cr-dump.c:1975): Dumping FAILED.\n');
-    expect(await dumpFailureCause(log)).toBe('Dumping FAILED.');
+    expect(await dumpFailureCause(log)).toBe('Dumping FAILED');
     expect(await dumpFailureCause(path.join(tmp, 'none.log'))).toBeUndefined();
   });
 });

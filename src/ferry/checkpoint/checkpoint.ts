@@ -16,9 +16,10 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { errorReason } from '../cli-error';
 import { Connection, containerdVersion, containerSpec, createLease, DEFAULT_SNAPSHOTTER, deleteImage, deleteLease, findContainer, findImage } from '../containerd';
 import { pushImage, type TransferProgress } from '../containerd/transfer';
-import { AlreadyExistsError, InternalError, InvalidArgumentError, NotFoundError } from '../../errors';
+import { AlreadyExistsError, Code, FerryError, InternalError, InvalidArgumentError, NotFoundError } from '../../errors';
 import { archiveStream, checkpointArchiveEntries, tarSize, type DigestStream } from '../../format/checkpoint-archive-writer';
 import type { ArchiveCompression } from '../../format/compression';
 import { DirImageStore } from '../../format/criu/image-store';
@@ -53,6 +54,16 @@ export interface CheckpointRequest {
   /** containerd 2.x: hosts.toml directory (certs.d layout) and plain HTTP for the push. */
   hostsDir?: string;
   plainHttp?: boolean;
+  /**
+   * Abandons the checkpoint (Ctrl-C) at its next safe point — between steps, or while the
+   * archive is written: what was made is removed and the container resumed, as after a failure.
+   */
+  signal?: AbortSignal;
+}
+
+/** The checkpoint was interrupted before it was complete; nothing of it was kept. */
+export class CheckpointInterruptedError extends FerryError {
+  constructor(message: string) { super(Code.Canceled, message); }
 }
 
 /** CRIU's dump statistics, under checkpointctl's JSON names (µs and pages). */
@@ -75,7 +86,7 @@ export interface CheckpointResult {
   rootfsDiff?: { entries: number; deletedFiles: string[] };
   statistics?: DumpStatistics;
   durationMs: number;
-  /** Where the time went (ms): checks, pause, dump, writableLayer, resume, archive, image, push, stop. */
+  /** Where the time went (ms): checks, pause, dump, writableLayer (what the diff took beyond the dump it runs beside), resume, archive, image, push, stop. */
   timings: Record<string, number>;
 }
 
@@ -137,7 +148,8 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
   const spec = containerSpec(container);
   const baseImage = container.image ? await findImage(conn, container.image) : undefined;
 
-  const leaseId = await createLease(conn, { 'io.ferry/checkpoint': container.id });
+  // The lease outlives a ferry that is killed outright only by a few hours (then containerd collects).
+  const leaseId = await createLease(conn, { 'io.ferry/checkpoint': container.id }, 4 * 3600);
   const leased = conn.withLease(leaseId);
   const stage = await fsp.mkdtemp(path.join(os.tmpdir(), 'ferry-checkpoint-'));
   await fsp.chmod(stage, 0o700);
@@ -145,30 +157,43 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
   let dump: TaskDump | undefined;
   let running = true; // the container still runs (paused or not): a failure must resume it
   let image: CheckpointImage | undefined;
+  // Set once the archive is in place: from then on the checkpoint exists and is not undone.
+  let committed = false;
+  const proceed = () => {
+    if (r.signal?.aborted) throw new CheckpointInterruptedError('interrupted: nothing of the checkpoint was kept and the container was left as it was');
+  };
   try {
     lap('checks');
+    proceed();
     dump = await TaskDump.pause(leased, container.id);
     lap('pause');
+    proceed();
     const checkpointedAt = new Date();
     let layer: WritableLayer | undefined;
     let containerLog: string | undefined;
     const metadata = buildMetadata({ container, spec, imageDigest: baseImage?.target?.digest, checkpointedAt });
     try {
-      try {
-        await dump.dump({ imagesDir, workDir: stage, tcpEstablished: r.tcpEstablished, fileLocks: r.fileLocks });
-      } catch (err) {
-        const cause = await dumpFailureCause(path.join(stage, ArchiveFile.dumpLog));
-        if (!cause) throw err;
-        throw new InternalError(`CRIU could not dump container ${JSON.stringify(container.id)}: ${cause}; the container was left as it was`, { cause: err });
-      }
-      lap('dump');
-      layer = await exportWritableLayer(leased, container, path.join(stage, ArchiveFile.rootfsDiffTar));
+      // While the task is paused, CRIU's dump and the diff of the writable layer only read it:
+      // they run side by side. A failure of either waits for the other before it is reported.
+      const dumped = dump.dump({ imagesDir, workDir: stage, tcpEstablished: r.tcpEstablished, fileLocks: r.fileLocks }).then(
+        () => lap('dump'),
+        async (err: unknown) => {
+          const cause = await dumpFailureCause(path.join(stage, ArchiveFile.dumpLog));
+          if (!cause) throw err;
+          throw new InternalError(`CRIU could not dump container ${JSON.stringify(container.id)}: ${cause}; the container was left as it was`, { cause: err });
+        });
+      const diffed = exportWritableLayer(leased, container, path.join(stage, ArchiveFile.rootfsDiffTar));
+      const [dumpResult, layerResult] = await Promise.allSettled([dumped, diffed]);
+      if (dumpResult.status === 'rejected') throw dumpResult.reason;
+      if (layerResult.status === 'rejected') throw layerResult.reason;
+      layer = layerResult.value;
       containerLog = await copyLog(logFileOf(dump.process?.stdout, metadata.statusDump.log_path), path.join(stage, ArchiveFile.containerLog));
       lap('writableLayer');
     } finally {
       if (r.leaveRunning) await dump.resume();
       lap('resume');
     }
+    proceed();
     const present = async (name: string) => ((await fsp.lstat(path.join(stage, name)).catch(() => undefined))?.isFile() ? path.join(stage, name) : undefined);
     const entries = await checkpointArchiveEntries({
       configDump: metadata.configDump,
@@ -192,7 +217,7 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       const archive = archiveStream(entries, { compression: r.compression, digest: r.createImage !== undefined, onProgress: (n) => progress.update(n) });
       const fh = await output.open();
       try {
-        await pipeline(archive.stream, fh.createWriteStream());
+        await pipeline(archive.stream, fh.createWriteStream(), { signal: r.signal });
         const size = (await fsp.stat(output.tempPath)).size;
         exported = { path: output.finalPath, compression: r.compression, size, uncompressedSize: archive.uncompressed.bytes };
         exportedDigest = archive.uncompressed;
@@ -207,6 +232,7 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
     }
 
     if (r.createImage) {
+      proceed();
       const facts = await hostFacts(stage, server?.version);
       const annotations = checkpointImageAnnotations({
         containerName: metadata.name, runtimeName: container.runtime?.name, baseImageName: container.image || undefined,
@@ -216,6 +242,8 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       // With --export the layer is the archive just written (same bytes); else it is made now.
       const fresh = output ? undefined : archiveStream(entries, { compression: r.compression, onProgress: (n) => progress.update(n) });
       const layerBytes = output ? createReadStream(output.tempPath, { highWaterMark: 1024 * 1024 }) : fresh!.stream;
+      const stopLayer = () => layerBytes.destroy(new CheckpointInterruptedError('interrupted'));
+      r.signal?.addEventListener('abort', stopLayer, { once: true });
       try {
         image = await createCheckpointImage(leased, {
           name: r.createImage, layer: layerBytes, uncompressed: fresh ? fresh.uncompressed : exportedDigest!,
@@ -223,10 +251,12 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
           onProgress: fresh ? undefined : (n) => progress.update(n),
         });
       } finally {
+        r.signal?.removeEventListener('abort', stopLayer);
         progress.stop();
         lap('image');
       }
       if (r.push) {
+        proceed();
         progress.start('push', 0);
         try {
           await pushImage(conn, image.name, image.name, {
@@ -243,12 +273,21 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
     let statisticsResult: DumpStatistics | undefined;
     if (r.printStats) statisticsResult = statistics(await readStats(new DirImageStore(stage), ArchiveFile.statsDump));
 
+    proceed();
     if (output) await output.commit();
+    // migrate restores on the target here: if that fails, nothing is committed and the
+    // source is resumed below, as for any other failure before this point.
     if (r.beforeStop) await r.beforeStop();
+    committed = true;
     let stopped = false;
     if (!r.leaveRunning) {
       running = false;
-      await dump.stop();
+      try {
+        await dump.stop();
+      } catch (err) {
+        const where = [exported && exported.path, image && image.name].filter(Boolean).join(' and ');
+        throw new InternalError(`the checkpoint is complete (${where}), but stopping container ${JSON.stringify(container.id)} failed: ${errorReason(err)}`, { cause: err });
+      }
       stopped = true;
       lap('stop');
     }
@@ -265,9 +304,12 @@ export async function checkpoint(conn: Connection, r: CheckpointRequest, progres
       timings,
     };
   } catch (err) {
-    await output?.discard();
-    if (image) await deleteImage(conn, image.name, true).catch(() => undefined);
-    if (dump && running && !r.leaveRunning) await dump.resume().catch(() => undefined);
+    if (!committed) {
+      await output?.discard();
+      if (image) await deleteImage(conn, image.name, true).catch(() => undefined);
+      if (dump && running && !r.leaveRunning) await dump.resume().catch(() => undefined);
+    }
+    if (!committed && r.signal?.aborted) throw new CheckpointInterruptedError('interrupted: nothing of the checkpoint was kept and the container was left as it was');
     throw err;
   } finally {
     await deleteLease(conn, leaseId, true).catch(() => undefined);

@@ -16,6 +16,7 @@ import { checkpointOptionsAny, callTasks, TaskStatus } from '../containerd/tasks
 import type { Connection } from '../containerd/connection';
 import { promises as fsp } from 'node:fs';
 import { FailedPreconditionError, NotFoundError } from '../../errors';
+import { criuFailureLine, criuMessage } from '../../format/criu/dump-log';
 
 export interface DumpOptions {
   imagesDir: string;
@@ -93,14 +94,7 @@ export class TaskDump {
   }
 }
 
-/** CRIU log lines that say "Error" but do not stop a dump, or only repeat that it stopped. */
-const NOT_THE_CAUSE = [/rlimit: Can't setup RLIMIT_NOFILE/, /Dumping FAILED/, /failed with -1$/];
-
-/**
- * The line of CRIU's dump.log that says why a dump failed: the first error that is neither
- * harmless (CRIU cannot raise its own file limit without CAP_SYS_RESOURCE and carries on) nor
- * a summary of an earlier one. The "(00.090772) Error (criu/files-reg.c:1790): " prefix is cut.
- */
+/** Why a dump failed, from CRIU's dump.log (src/format/criu/dump-log.ts), without CRIU's line prefix. */
 export async function dumpFailureCause(dumpLog: string): Promise<string | undefined> {
   let text: string;
   try {
@@ -108,7 +102,6 @@ export async function dumpFailureCause(dumpLog: string): Promise<string | undefi
   } catch {
     return undefined;
   }
-  const errors = text.split('\n').filter((l) => /\bError \(/.test(l));
-  const cause = errors.find((l) => !NOT_THE_CAUSE.some((re) => re.test(l))) ?? errors[0];
-  return cause?.replace(/^\(\s*[\d.]+\)\s*Error \([^)]*\):\s*/, '').trim();
+  const line = criuFailureLine(text);
+  return line === undefined ? undefined : criuMessage(line);
 }

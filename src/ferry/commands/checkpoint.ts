@@ -60,6 +60,15 @@ export function registerCheckpoint(program: Command, ctx: CliContext): void {
       ctx.commandName = 'checkpoint';
       const g = ctx.globals(cmd);
       const conn = new Connection(g.address, g.namespace);
+      // Ctrl-C (or SIGTERM) abandons the checkpoint at its next safe point and undoes it; a
+      // second one kills ferry as usual.
+      const abort = new AbortController();
+      const onSignal = () => {
+        ctx.stderr.write('ferry checkpoint: interrupted; undoing the checkpoint (again to kill ferry at once)\n');
+        abort.abort();
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
       try {
         const result = await checkpoint(conn, {
           containerId: id,
@@ -74,9 +83,12 @@ export function registerCheckpoint(program: Command, ctx: CliContext): void {
           force: flags.force ?? false,
           hostsDir: flags.hostsDir,
           plainHttp: flags.plainHttp ?? false,
+          signal: abort.signal,
         }, createProgress(ctx, g));
         ctx.print(g, result, () => text(result));
       } finally {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
         conn.close();
       }
     });
