@@ -17,6 +17,8 @@ export class ExecProcess extends ShimProcess {
   constructor(
     execId: string,
     containerId: string,
+    /** The container's bundle: runc writes the exec's pid file there, as for the Go shim. */
+    private readonly bundle: string,
     stdio: StdioPaths,
     private readonly spec: Uint8Array,
     private readonly runc: Runc,
@@ -27,11 +29,14 @@ export class ExecProcess extends ShimProcess {
 
   onExited(listener: (exit: Exit) => void): void { this.onExit = listener; }
 
+  /** `<bundle>/<exec id>.pid`, the Go shim's name (newExecPidFile). */
+  get pidFile(): string { return path.join(this.bundle, `${this.id}.pid`); }
+
   async start(): Promise<void> {
     this.check('start');
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ferry-exec-'));
     const specPath = path.join(dir, 'process.json');
-    const pidFile = path.join(dir, 'exec.pid');
+    const pidFile = this.pidFile;
     try {
       await fsp.writeFile(specPath, this.spec, { mode: 0o600 });
       this.io = this.makeIO();
@@ -79,6 +84,7 @@ export class ExecProcess extends ShimProcess {
     this.check('delete');
     if (this.io && this.status === 'stopped') await this.io.waitCopied(drainMs);
     this.io?.close();
+    await fsp.rm(this.pidFile, { force: true });
     this.markDeletedWithoutExit();
   }
 }

@@ -28,6 +28,7 @@ import { prepareRestore, type RestorePlan } from '../checkpoint/restore';
 import { RestoredInitProcess } from '../checkpoint/restored-init';
 import { removeStagingDir } from '../format/archive-staging';
 import { decodeRuntimeOptions, type RuntimeOptions } from './runtime-options';
+import { assertIdentifier } from './identifier';
 import { toTimestamp } from './timestamps';
 import { ContainerCgroups } from '../cgroups/container-cgroups';
 
@@ -108,7 +109,7 @@ export class TaskService {
       const runc = new Runc({
         binary: options.binaryName, root: path.join(options.root, this.deps.namespace),
         logPath: path.join(r.bundle, 'log.json'), systemdCgroup: options.systemdCgroup,
-        criuPath: options.criuPath || undefined,
+        criuPath: options.criuPath || undefined, workDir: r.bundle,
       });
       const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };
       const init = restore
@@ -204,11 +205,12 @@ export class TaskService {
 
   async exec(r: shim.ExecProcessRequest): Promise<void> {
     const c = this.get(r.id);
+    assertIdentifier(r.execId);
     if (c.execs.has(r.execId)) throw new AlreadyExistsError(`id ${r.execId}: already exists`);
     c.init.check('exec');
     if (!r.spec) throw new InvalidArgumentError('exec process spec is required');
     const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };
-    const p = new ExecProcess(r.execId, c.id, stdio, r.spec.value, c.runc, () => this.createIO(stdio, c.options, r.execId)); // the Go shim names an exec's logger by exec id
+    const p = new ExecProcess(r.execId, c.id, c.bundle, stdio, r.spec.value, c.runc, () => this.createIO(stdio, c.options, r.execId)); // the Go shim names an exec's logger by exec id
     p.onExited((exit) => void this.publishExit(c, p, exit));
     c.execs.set(r.execId, p);
     this.publish('/tasks/exec-added', 'containerd.events.TaskExecAdded', ev.TaskExecAdded, { containerId: c.id, execId: r.execId });

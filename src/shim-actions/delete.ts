@@ -21,7 +21,7 @@ export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
   } catch { /* Create never got that far: defaults */ }
   const runc = new Runc({
     binary: options.binaryName, root: path.join(options.root, flags.namespace),
-    logPath: path.join(bundle, 'log.json'), systemdCgroup: options.systemdCgroup,
+    logPath: path.join(bundle, 'log.json'), systemdCgroup: options.systemdCgroup, workDir: bundle,
   });
   const problems: string[] = [];
   try {
