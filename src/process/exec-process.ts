@@ -3,6 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { InvalidArgumentError } from '../errors';
 import { consoleOf } from '../io/console-io';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import type { Runc } from '../runc/runc';
@@ -87,4 +88,22 @@ export class ExecProcess extends ShimProcess {
     await fsp.rm(this.pidFile, { force: true });
     this.markDeletedWithoutExit();
   }
+}
+
+/**
+ * The OCI process spec runc gets for an exec: the request's, with `terminal` set from the
+ * request's IO, as the Go shim does (`spec.Terminal = r.Terminal`): a client may ask for a
+ * terminal only in the IO, and runc refuses a console socket for a spec without one.
+ */
+export function execProcessSpec(spec: Uint8Array, terminal: boolean): Uint8Array {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(spec).toString('utf8'));
+  } catch (err) {
+    throw new InvalidArgumentError(`exec process spec is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError('exec process spec is not a JSON object');
+  }
+  return Buffer.from(JSON.stringify({ ...parsed, terminal }));
 }

@@ -15,7 +15,7 @@ import { ConsoleIO, consoleOf } from '../io/console-io';
 import { createLogUriIO } from '../io/log-uri';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import type { Logger } from '../log';
-import { ExecProcess } from '../process/exec-process';
+import { ExecProcess, execProcessSpec } from '../process/exec-process';
 import { InitProcess, IO_DRAIN_TIMEOUT_MS } from '../process/init-process';
 import { statusNumber } from '../process/process-state';
 import type { Exit } from '../process/reaper';
@@ -210,7 +210,7 @@ export class TaskService {
     c.init.check('exec');
     if (!r.spec) throw new InvalidArgumentError('exec process spec is required');
     const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };
-    const p = new ExecProcess(r.execId, c.id, c.bundle, stdio, r.spec.value, c.runc, () => this.createIO(stdio, c.options, r.execId)); // the Go shim names an exec's logger by exec id
+    const p = new ExecProcess(r.execId, c.id, c.bundle, stdio, execProcessSpec(r.spec.value, r.terminal), c.runc, () => this.createIO(stdio, c.options, r.execId)); // the Go shim names an exec's logger by exec id
     p.onExited((exit) => void this.publishExit(c, p, exit));
     c.execs.set(r.execId, p);
     this.publish('/tasks/exec-added', 'containerd.events.TaskExecAdded', ev.TaskExecAdded, { containerId: c.id, execId: r.execId });
