@@ -71,6 +71,11 @@ export class ExecProcess extends ShimProcess {
     }
   }
 
+  /** Its start was refused before runc ran (the init had exited): release Wait as a failed start does. */
+  startRefused(): void {
+    if (!this.pid) this.releaseWaitersWithoutExit();
+  }
+
   async kill(signal: number): Promise<void> {
     this.check('kill');
     if (this.status === 'stopped' || !this.pid) throw killError(new Error('os: process already finished'));

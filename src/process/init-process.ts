@@ -19,7 +19,9 @@ export interface InitOptions {
 }
 
 export class InitProcess extends ShimProcess {
-  private onExit: ((exit: Exit) => void) | null = null;
+  private onReap: ((exit: Exit) => void) | null = null;
+  /** An exit reaped before anyone listened (the init died during Create). */
+  private unheardExit: Exit | null = null;
 
   constructor(
     id: string,
@@ -33,8 +35,19 @@ export class InitProcess extends ShimProcess {
 
   get pidFile(): string { return path.join(this.bundle, 'init.pid'); }
 
-  /** Called (once) with the exit, after the state says stopped. */
-  onExited(listener: (exit: Exit) => void): void { this.onExit = listener; }
+  /**
+   * Called once with the init's exit as the reaper saw it. Reaping does not mark the process
+   * exited: the listener does (setExited) when the exit may be known — after the container's
+   * other processes were killed and its execs ended, as the Go shim's handleInitExit — so Wait
+   * cannot return, nor Delete come, before. An exit reaped before a listener was set is handed
+   * over when one is.
+   */
+  onReaped(listener: (exit: Exit) => void): void {
+    this.onReap = listener;
+    const exit = this.unheardExit;
+    this.unheardExit = null;
+    if (exit) listener(exit);
+  }
 
   /** `runc create` with the given IO; afterwards the pid is known and its exit is claimed. */
   async create(io: ProcessIO | null, consoleSocket?: string): Promise<void> {
@@ -60,7 +73,8 @@ export class InitProcess extends ShimProcess {
   /** Claims the exit of the current pid from the reaper (also used after a restore). */
   claimExit(since: Date): void {
     reaper.claim(this.pid, since, (exit) => {
-      if (this.setExited(exit)) this.onExit?.(exit);
+      if (this.onReap) this.onReap(exit);
+      else this.unheardExit = exit;
     });
   }
 

@@ -17,7 +17,7 @@ export interface WrapperCall {
   args: string;
 }
 
-export type WrapperSwitch = 'fatal-create' | 'stderr-start' | 'kill-created' | 'hold-exec' | 'exec-release';
+export type WrapperSwitch = 'fatal-create' | 'stderr-start' | 'kill-created' | 'hold-exec' | 'exec-release' | 'slow-kill-all';
 
 export class RuncWrapper {
   readonly dir: string;
