@@ -8,10 +8,9 @@ import type { Runc } from '../runc/runc';
 import { RuntimeError } from '../runc/runtime-error';
 import { readPidFile } from './pid-file';
 import { reaper, type Exit } from './reaper';
-import { ShimProcess } from './shim-process';
+import { IO_DRAIN_TIMEOUT_MS, ShimProcess } from './shim-process';
 
-/** How long Delete waits for a process's output to drain (a daemonized child can hold it). */
-export const IO_DRAIN_TIMEOUT_MS = 2000;
+export { IO_DRAIN_TIMEOUT_MS } from './shim-process';
 
 export interface InitOptions {
   noPivotRoot?: boolean;

@@ -4,6 +4,9 @@ import type { ProcessIO, StdioPaths } from '../io/process-io';
 import { assertAllowed, type Operation, type ProcessStatus } from './process-state';
 import type { Exit } from './reaper';
 
+/** How long Delete waits for a process's output to drain (a daemonized child can hold it). */
+export const IO_DRAIN_TIMEOUT_MS = 2000;
+
 export abstract class ShimProcess {
   pid = 0;
   status: ProcessStatus = 'created';
@@ -36,6 +39,7 @@ export abstract class ShimProcess {
     this.exitedAt = exit.exitedAt;
     if (this.status !== 'deleted') this.status = 'stopped';
     this.resolveExited();
+    this.io?.processExited?.(IO_DRAIN_TIMEOUT_MS);
     return true;
   }
 
