@@ -77,37 +77,45 @@ export class InitProcess extends ShimProcess {
     });
   }
 
-  async start(): Promise<void> {
-    this.check('start');
-    await this.runc.start(this.id);
-    if (this.status === 'created') this.status = 'running';
+  start(): Promise<void> {
+    return this.serialize(async () => {
+      this.check('start');
+      await this.runc.start(this.id);
+      if (this.status === 'created') this.status = 'running';
+    });
   }
 
-  async kill(signal: number, all: boolean): Promise<void> {
-    this.check('kill');
-    try {
-      await this.runc.kill(this.id, signal, all);
-    } catch (err) {
-      throw killError(err);
-    }
+  kill(signal: number, all: boolean): Promise<void> {
+    return this.serialize(async () => {
+      this.check('kill');
+      try {
+        await this.runc.kill(this.id, signal, all);
+      } catch (err) {
+        throw killError(err);
+      }
+    });
   }
 
-  async pause(): Promise<void> {
-    this.check('pause');
-    this.status = 'pausing';
-    try {
-      await this.runc.pause(this.id);
-      if (this.status === 'pausing') this.status = 'paused';
-    } catch (err) {
-      if (this.status === 'pausing') this.status = 'running';
-      throw err;
-    }
+  pause(): Promise<void> {
+    return this.serialize(async () => {
+      this.check('pause');
+      this.status = 'pausing';
+      try {
+        await this.runc.pause(this.id);
+        if (this.status === 'pausing') this.status = 'paused';
+      } catch (err) {
+        if (this.status === 'pausing') this.status = 'running';
+        throw err;
+      }
+    });
   }
 
-  async resume(): Promise<void> {
-    this.check('resume');
-    await this.runc.resume(this.id);
-    if (this.status === 'paused') this.status = 'running';
+  resume(): Promise<void> {
+    return this.serialize(async () => {
+      this.check('resume');
+      await this.runc.resume(this.id);
+      if (this.status === 'paused') this.status = 'running';
+    });
   }
 
   /**

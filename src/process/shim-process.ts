@@ -15,6 +15,8 @@ export abstract class ShimProcess {
   io: ProcessIO | null = null;
   private readonly exited: Promise<void>;
   private resolveExited!: () => void;
+  /** The runc operations on this process, one after another (the Go shim's per-process mutex). */
+  private operations: Promise<void> = Promise.resolve();
 
   constructor(
     /** The container id for the init, the exec id for an exec. */
@@ -30,6 +32,22 @@ export abstract class ShimProcess {
   /** Refuses `op` (FailedPrecondition, with the Go shim's words) if the state does not allow it. */
   check(op: Operation): void {
     assertAllowed(this.status, op);
+  }
+
+  /** Runs `op` once the operations begun before it have finished, as under the Go shim's p.mu. */
+  protected serialize<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.operations.then(op, op);
+    this.operations = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  /**
+   * Resolves once the operations begun so far have finished. The Go shim records an exit under
+   * the same mutex, so a Kill still being answered is answered before Wait returns (and before
+   * a Delete and Shutdown can end the shim under it).
+   */
+  operationsSettled(): Promise<void> {
+    return this.operations;
   }
 
   /** Records the exit. Later calls are ignored: an exit status is final. */

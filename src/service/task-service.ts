@@ -197,8 +197,9 @@ export class TaskService {
   /**
    * The init was reaped. As the Go shim's handleInitExit: no exec may start any more; without
    * its own pid namespace the rest of the container is killed (`runc kill --all`); the execs'
-   * starts and exits settle; only then is the init marked exited (Wait returns, Delete may
-   * come) and its exit published — the last exit of the container.
+   * starts and exits and the init's own runc operations (a Kill) settle; only then is the init
+   * marked exited (Wait returns, Delete may come) and its exit published — the last exit of
+   * the container.
    */
   private async handleInitExit(c: Container, exit: Exit): Promise<void> {
     c.initExit = exit;
@@ -209,6 +210,7 @@ export class TaskService {
     }
     await c.execsEnded();
     await this.startGates.get(c.init);
+    await c.init.operationsSettled(); // a Kill being answered is answered first, as in the Go shim
     // A created init deleted meanwhile (runc delete --force) had its exit recorded there.
     if (c.init.setExited(exit)) await this.publishExit(c, c.init, exit);
   }

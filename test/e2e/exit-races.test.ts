@@ -5,7 +5,8 @@
 //  - killed while an exec's `runc exec` is held: that start fails, an exec started afterwards is
 //    refused, the init's exit comes only after the held start settled; nothing hangs or is left;
 //  - without its own pid namespace: `runc kill --all` is done before the exit is recorded, so
-//    Wait cannot return (and ctr cannot Delete) while runc still kills.
+//    Wait cannot return (and ctr cannot Delete) while runc still kills; likewise a Kill still
+//    being answered is answered first (ferry's shim used to exit under it: "ttrpc: closed").
 // The runtime binary is a wrapper (test/fixtures/runc-wrapper.sh) that kills, holds or slows runc.
 import type { Mount } from '../../api/gen/containerd/types/mount';
 import { rootfsMounts } from '../helpers/checkpoint-content';
@@ -144,6 +145,23 @@ describe.each(lanes())('init exit races [$name]', (lane) => {
     for (const execId of ['held', 'late']) await callTasks(c, 'deleteProcess', { containerId: id, execId });
     expectExit(c, await c.ctr(['task', 'rm', id]), 0);
     expectExit(c, await c.ctr(['container', 'rm', id]), 0);
+  });
+
+  test(`a Kill still being answered when the init dies is answered before Wait returns (and Delete and Shutdown come) [${lane.name}]`, async () => {
+    const c = containerd();
+    const id = uniqueId('slowkill');
+    wrapper.set('slow-kill-exit');
+    const run = ctrRunBackground(c, lane, id, ['sleep', '1000'], wrapper.runFlags(lane));
+    await waitForStatus(c, id, 'RUNNING');
+    // runc kills at once but answers 2 s later. The exit is recorded only after the Kill was
+    // answered (the Go shim's per-process mutex), so ctr run cannot delete the task — and the
+    // shim cannot shut down under the Kill — before.
+    const kill = await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+    expectExit(c, kill, 0);
+    expectExit(c, await run.done, 137);
+    const order = wrapper.calls().map((k) => k.command);
+    expect(order).toContain('killed');
+    expect(order.indexOf('killed')).toBeLessThan(order.indexOf('delete'));
   });
 
   test(`without its own pid namespace, runc kill --all is done before Wait returns and Delete runs [${lane.name}]`, async () => {

@@ -17,7 +17,7 @@ export interface WrapperCall {
   args: string;
 }
 
-export type WrapperSwitch = 'fatal-create' | 'stderr-start' | 'kill-created' | 'hold-exec' | 'exec-release' | 'slow-kill-all';
+export type WrapperSwitch = 'fatal-create' | 'stderr-start' | 'kill-created' | 'hold-exec' | 'exec-release' | 'slow-kill-all' | 'slow-kill-exit';
 
 export class RuncWrapper {
   readonly dir: string;
