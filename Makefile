@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-quick bench-cri bench-export bench-import build/bench/run.js clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e soak demo bench bench-quick bench-cri bench-export bench-import build/bench/run.js clean
 
 all: build
 
@@ -44,6 +44,12 @@ test-unit: build
 
 test-e2e: build
 	$(NODE_BIN)/jest --selectProjects e2e --runInBand
+
+# The long counts `make test` shortens (docs/testing.md): 100 terminal execs, the SIGTERM
+# lifecycle test 30 times per lane, a tty exec after each of 20 tty containers.
+soak: build
+	FERRY_E2E_SOAK=1 $(NODE_BIN)/jest --selectProjects e2e --runInBand test/e2e/exec-terminal.test.ts test/e2e/tty-release.test.ts
+	FERRY_E2E_SOAK=1 $(NODE_BIN)/jest --selectProjects e2e --runInBand test/e2e/lifecycle.test.ts -t 'SIGTERM'
 
 # Bundled into build/demo/ so the test helpers find the repository two levels up.
 demo: build

@@ -11,7 +11,8 @@ import { InvalidArgumentError } from '../errors';
 import type { Runc } from '../runc/runc';
 import { RuntimeError } from '../runc/runtime-error';
 import { typeName } from '../service/runtime-options';
-import { ensureCriu } from './criu';
+import { assertCriuCanDumpTcp, ensureCriu } from './criu';
+import { findTcpSockets } from './tcp-sockets';
 import { criCheckpointCollectDir } from './cri-collect-dir';
 import { criuFailureLine } from '../format/criu/dump-log';
 import { ArchiveFile } from '../format/layout';
@@ -88,7 +89,10 @@ export async function checkpointContainer(p: CheckpointParams): Promise<void> {
   if (o.cgroupsMode && !CRIU_MANAGE_CGROUPS_MODES.includes(o.cgroupsMode)) {
     throw new InvalidArgumentError(`checkpoint: cgroups_mode ${JSON.stringify(o.cgroupsMode)} is not one of ${CRIU_MANAGE_CGROUPS_MODES.join(', ')}`);
   }
-  await ensureCriu(p.criuPath);
+  const criu = await ensureCriu(p.criuPath);
+  // What CRIU will be asked to dump that this CRIU cannot on this kernel: refused before it runs.
+  // (If runc cannot list the processes, the dump would fail in runc with its own words.)
+  await assertCriuCanDumpTcp(criu, async () => findTcpSockets(await p.runc.ps(p.id).catch(() => [])));
   // image_path (runc's CheckpointOptions) is where the user wants the image; containerd only
   // honours it itself for runc's runtime names, so ferry does the same for its own.
   const imagePath = o.imagePath || p.path;

@@ -3,9 +3,11 @@
 // a refused restore leaves nothing half-created.
 import { execFile } from 'node:child_process';
 import { constants as fsc, promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { FailedPreconditionError } from '../errors';
 import { reaper } from '../process/reaper';
+import type { TcpSocketUse } from './tcp-sockets';
 
 /**
  * The oldest CRIU ferry accepts: runc 1.1 itself refuses anything older than 3.0.0 for
@@ -88,4 +90,43 @@ export async function ensureCriu(criuPath: string, envPath?: string): Promise<Cr
     throw new FailedPreconditionError(`criu at ${binary} is version ${version}; ferry needs ${MIN_CRIU_VERSION} or newer`);
   }
   return { path: binary, version };
+}
+
+/**
+ * From Linux 6.16 on, CRIU older than 4.2 cannot dump any TCP socket, listening or connected:
+ * it fails with `sockets: Can't get 1:16 opt: Operation not supported` (fixed in CRIU 4.2).
+ */
+export const TCP_DUMP_KERNEL = '6.16';
+export const TCP_DUMP_MIN_CRIU = '4.2.0';
+
+/** "6.18.0-1-amd64" → "6.18.0"; undefined when the release does not start with numbers. */
+export function kernelVersion(release: string = os.release()): string | undefined {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(release);
+  return m ? `${m[1]}.${m[2]}.${m[3] ?? '0'}` : undefined;
+}
+
+/** Whether this CRIU can dump TCP sockets on the running kernel (older kernels: any CRIU can). */
+export function criuDumpsTcp(criu: CriuInfo, release: string = os.release()): boolean {
+  const kernel = kernelVersion(release);
+  if (!kernel || compareVersions(kernel, TCP_DUMP_KERNEL) < 0) return true;
+  return compareVersions(criu.version, TCP_DUMP_MIN_CRIU) >= 0;
+}
+
+/**
+ * Refuses a dump that the installed CRIU cannot do on this kernel, before CRIU runs, with both
+ * versions and the fix instead of CRIU's generic failure: a container holding a TCP socket on
+ * a kernel from 6.16 on needs CRIU 4.2 or newer. `sockets` is asked for only when it matters.
+ */
+export async function assertCriuCanDumpTcp(criu: CriuInfo, sockets: () => Promise<TcpSocketUse[]>, release: string = os.release()): Promise<void> {
+  if (criuDumpsTcp(criu, release)) return;
+  const held = await sockets();
+  if (held.length === 0) return;
+  const s = held[0]!;
+  const more = held.length > 1 ? ` and ${held.length - 1} more` : '';
+  throw new FailedPreconditionError(
+    `criu at ${criu.path} is version ${criu.version}, which cannot dump TCP sockets on kernel ${release} ` +
+    `(kernels from ${TCP_DUMP_KERNEL} on need CRIU ${TCP_DUMP_MIN_CRIU.replace(/\.0$/, '')} or newer; older ones fail with ` +
+    `"sockets: Can't get 1:16 opt: Operation not supported"), and the container holds one: ` +
+    `${s.family} port ${s.localPort} ${s.state} (pid ${s.pid} fd ${s.fd})${more}. ` +
+    `Install CRIU ${TCP_DUMP_MIN_CRIU.replace(/\.0$/, '')} or newer (contrib/setup.sh provides it) or point criu_path at one`);
 }

@@ -3,7 +3,9 @@
 // master, and keep the master for ResizePty. Mirrors the Go shim's CopyConsole
 // (runtime/v2/runc/platform.go): stderr is unused with a terminal, the stdout FIFO is closed
 // when the terminal's output ends, and stdin reaching EOF (client closed + CloseIO) shuts the
-// console down, which hangs up the terminal for the process.
+// console down, which hangs up the terminal for the process. Like the Go shim, one descriptor
+// of the master is held while the process runs, and none once it has exited and its output is
+// drained (containerd's CRI test for TTY leaks counts them).
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as os from 'node:os';
@@ -28,13 +30,17 @@ export class ConsoleIO implements ProcessIO {
   /** Private 0700 directory holding the console socket (mkdtemp creates it 0700). */
   private socketDir: string | null;
   private listenFd: number | null;
-  /** The pty master: read by `reader` (which owns and closes it). */
+  /**
+   * The pty master, owned by `reader` (which closes it when destroyed). Writes to stdin and
+   * resizes use the same descriptor, while the reader lives: see master().
+   */
   private reader: tty.ReadStream | null = null;
-  /** Our own dup of the master for writing stdin and for resizing; closed by close(). */
-  private controlFd: number | null = null;
+  private masterFd: number | null = null;
   private stdinReader: net.Socket | null = null;
   private stdinKeeper: number | null = null;
   private stdoutFifo: net.Socket | null = null;
+  /** A copy of the master, held only while the output is drained after the read side ended. */
+  private drainFd: number | null = null;
   private shutDown = false;
   private readonly copied: Promise<void>;
   private resolveCopied!: () => void;
@@ -72,14 +78,14 @@ export class ConsoleIO implements ProcessIO {
     try {
       const { fd } = await receiveFd(this.listenFd, timeoutMs);
       try {
-        this.controlFd = dup(fd);
-        // tty.ReadStream puts the (shared) file description in O_NONBLOCK mode; our writes to
-        // controlFd rely on that, so a process that never reads its terminal cannot block us.
+        // tty.ReadStream puts the file description in O_NONBLOCK mode; our writes to the master
+        // rely on that, so a process that never reads its terminal cannot block us. (libuv
+        // reads a pty master through the descriptor it is given; it reopens only slaves.)
         this.reader = new tty.ReadStream(fd);
+        this.masterFd = fd;
         this.reader.pause();
       } catch (err) {
-        if (this.controlFd !== null) fs.closeSync(this.controlFd);
-        this.controlFd = null;
+        this.reader = null;
         fs.closeSync(fd);
         throw err;
       }
@@ -104,14 +110,27 @@ export class ConsoleIO implements ProcessIO {
     this.stdoutFifo = this.paths.stdout ? openOutputFifo(this.paths.stdout) : null;
     const fifo = this.stdoutFifo;
     let ended = false;
+    const finish = () => {
+      if (fifo) closeAfterFlush(fifo, () => this.resolveCopied());
+      else this.resolveCopied();
+    };
+    // read() returned 0: the reader is still open here (it is destroyed after 'end'), so keep
+    // a descriptor of our own to drain what the kernel still holds (see drainAfterEnd).
+    reader.once('end', () => {
+      if (ended) return;
+      ended = true;
+      let drainFd: number | null = null;
+      try { drainFd = dup(this.master() ?? -1); } catch { /* already closed */ }
+      reader.destroy();
+      void this.drainAfterEnd(drainFd, (chunk) => { fifo?.write(chunk); }).then(finish);
+    });
+    // EIO once no process holds the terminal any more and all it wrote was read (the kernel
+    // returns EIO only with nothing left); or we destroyed the reader (shutdown).
     const endOutput = () => {
       if (ended) return;
       ended = true;
       reader.destroy();
-      void this.drainAfterEnd((chunk) => { fifo?.write(chunk); }).then(() => {
-        if (fifo) closeAfterFlush(fifo, () => this.resolveCopied());
-        else this.resolveCopied();
-      });
+      finish();
     };
     reader.on('data', (chunk: Buffer) => {
       if (fifo && !fifo.write(chunk)) {
@@ -119,8 +138,6 @@ export class ConsoleIO implements ProcessIO {
         fifo.once('drain', () => reader.resume());
       }
     });
-    reader.once('end', endOutput);
-    // EIO once no process holds the terminal any more: that is the end of its output.
     reader.once('error', endOutput);
     reader.once('close', endOutput);
     fifo?.once('error', () => { ended = true; reader.destroy(); this.resolveCopied(); });
@@ -147,25 +164,41 @@ export class ConsoleIO implements ProcessIO {
    * through our own descriptor of the master until EIO says the other side is closed and
    * nothing is left, bounded in case the process still holds the terminal.
    */
-  private async drainAfterEnd(emit: (chunk: Buffer) => void): Promise<void> {
+  private async drainAfterEnd(fd: number | null, emit: (chunk: Buffer) => void): Promise<void> {
+    if (fd === null) return;
+    this.drainFd = fd;
     const buf = Buffer.allocUnsafe(64 * 1024);
-    for (let idle = 0; idle < DRAIN_IDLE_TRIES;) {
-      const fd = this.controlFd;
-      if (fd === null) return;
-      let n = 0;
-      try {
-        n = fs.readSync(fd, buf, 0, buf.length, null);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return; // EIO: all read
+    try {
+      for (let idle = 0; idle < DRAIN_IDLE_TRIES && this.drainFd === fd;) {
+        let n = 0;
+        try {
+          n = fs.readSync(fd, buf, 0, buf.length, null);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return; // EIO: all read
+        }
+        if (n > 0) {
+          emit(Buffer.from(buf.subarray(0, n)));
+          idle = 0;
+        } else {
+          idle++;
+          await new Promise((r) => setTimeout(r, DRAIN_RETRY_MS));
+        }
       }
-      if (n > 0) {
-        emit(Buffer.from(buf.subarray(0, n)));
-        idle = 0;
-      } else {
-        idle++;
-        await new Promise((r) => setTimeout(r, DRAIN_RETRY_MS));
-      }
+    } finally {
+      this.closeDrainFd(fd);
     }
+  }
+
+  /** The drain's descriptor is closed when the drain ends, or earlier by shutdown(). */
+  private closeDrainFd(fd: number): void {
+    if (this.drainFd !== fd) return;
+    this.drainFd = null;
+    try { fs.closeSync(fd); } catch { /* already closed */ }
+  }
+
+  /** The master's descriptor while the reader (its owner) is open; null once it was closed. */
+  private master(): number | null {
+    return this.reader && !this.reader.destroyed ? this.masterFd : null;
   }
 
   /** Writes all of `data` to the terminal without blocking the event loop (retries on EAGAIN). */
@@ -173,7 +206,7 @@ export class ConsoleIO implements ProcessIO {
     let offset = 0;
     let delay = WRITE_RETRY_MIN_MS;
     while (offset < data.length) {
-      const fd = this.controlFd;
+      const fd = this.master();
       if (fd === null) throw new Error('console closed');
       try {
         offset += fs.writeSync(fd, data, offset, data.length - offset);
@@ -188,8 +221,9 @@ export class ConsoleIO implements ProcessIO {
 
   /** ResizePty: sets the terminal's window size (rows = height, cols = width). */
   resize(rows: number, cols: number): void {
-    if (this.controlFd === null) throw new Error('console is closed');
-    setWinsize(this.controlFd, rows, cols);
+    const fd = this.master();
+    if (fd === null) throw new Error('console is closed');
+    setWinsize(fd, rows, cols);
   }
 
   /** CloseIO(stdin): once the client's data is drained the stdin copy ends and the console shuts down. */
@@ -200,15 +234,22 @@ export class ConsoleIO implements ProcessIO {
     }
   }
 
-  /** Closes the master: the process's terminal is hung up and the output copy ends. */
+  /** Closes the master (and a drain's copy): the terminal is hung up, the output copy ends. */
   private shutdown(): void {
     if (this.shutDown) return;
     this.shutDown = true;
     this.reader?.destroy();
-    if (this.controlFd !== null) {
-      try { fs.closeSync(this.controlFd); } catch { /* already closed */ }
-      this.controlFd = null;
-    }
+    if (this.drainFd !== null) this.closeDrainFd(this.drainFd);
+  }
+
+  /**
+   * The process has exited: once its output is drained (bounded: a process it left behind may
+   * still hold the terminal), the master is closed, as the Go shim shuts its console down at
+   * exit — not only at Delete, which may come much later.
+   */
+  processExited(drainTimeoutMs: number): void {
+    if (this.shutDown) return;
+    void this.waitCopied(drainTimeoutMs).then(() => this.shutdown());
   }
 
   /** Resolves when the terminal output was fully copied, or after `timeoutMs`. */

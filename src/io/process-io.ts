@@ -24,4 +24,9 @@ export interface ProcessIO {
   readonly ready?: Promise<void>;
   /** Ends whatever the IO runs itself (a logger binary) and resolves when it has gone. */
   terminate?(): Promise<void>;
+  /**
+   * The process's exit was recorded: what only the running process needs (a terminal's pty
+   * master) may be released once its output is drained, waiting at most `drainTimeoutMs`.
+   */
+  processExited?(drainTimeoutMs: number): void;
 }

@@ -3,6 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { InvalidArgumentError } from '../errors';
 import { consoleOf } from '../io/console-io';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import type { Runc } from '../runc/runc';
@@ -17,6 +18,8 @@ export class ExecProcess extends ShimProcess {
   constructor(
     execId: string,
     containerId: string,
+    /** The container's bundle: runc writes the exec's pid file there, as for the Go shim. */
+    private readonly bundle: string,
     stdio: StdioPaths,
     private readonly spec: Uint8Array,
     private readonly runc: Runc,
@@ -27,11 +30,14 @@ export class ExecProcess extends ShimProcess {
 
   onExited(listener: (exit: Exit) => void): void { this.onExit = listener; }
 
+  /** `<bundle>/<exec id>.pid`, the Go shim's name (newExecPidFile). */
+  get pidFile(): string { return path.join(this.bundle, `${this.id}.pid`); }
+
   async start(): Promise<void> {
     this.check('start');
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ferry-exec-'));
     const specPath = path.join(dir, 'process.json');
-    const pidFile = path.join(dir, 'exec.pid');
+    const pidFile = this.pidFile;
     try {
       await fsp.writeFile(specPath, this.spec, { mode: 0o600 });
       this.io = this.makeIO();
@@ -65,6 +71,11 @@ export class ExecProcess extends ShimProcess {
     }
   }
 
+  /** Its start was refused before runc ran (the init had exited): release Wait as a failed start does. */
+  startRefused(): void {
+    if (!this.pid) this.releaseWaitersWithoutExit();
+  }
+
   async kill(signal: number): Promise<void> {
     this.check('kill');
     if (this.status === 'stopped' || !this.pid) throw killError(new Error('os: process already finished'));
@@ -79,6 +90,25 @@ export class ExecProcess extends ShimProcess {
     this.check('delete');
     if (this.io && this.status === 'stopped') await this.io.waitCopied(drainMs);
     this.io?.close();
+    await fsp.rm(this.pidFile, { force: true });
     this.markDeletedWithoutExit();
   }
+}
+
+/**
+ * The OCI process spec runc gets for an exec: the request's, with `terminal` set from the
+ * request's IO, as the Go shim does (`spec.Terminal = r.Terminal`): a client may ask for a
+ * terminal only in the IO, and runc refuses a console socket for a spec without one.
+ */
+export function execProcessSpec(spec: Uint8Array, terminal: boolean): Uint8Array {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(spec).toString('utf8'));
+  } catch (err) {
+    throw new InvalidArgumentError(`exec process spec is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError('exec process spec is not a JSON object');
+  }
+  return Buffer.from(JSON.stringify({ ...parsed, terminal }));
 }

@@ -8,10 +8,9 @@ import type { Runc } from '../runc/runc';
 import { RuntimeError } from '../runc/runtime-error';
 import { readPidFile } from './pid-file';
 import { reaper, type Exit } from './reaper';
-import { ShimProcess } from './shim-process';
+import { IO_DRAIN_TIMEOUT_MS, ShimProcess } from './shim-process';
 
-/** How long Delete waits for a process's output to drain (a daemonized child can hold it). */
-export const IO_DRAIN_TIMEOUT_MS = 2000;
+export { IO_DRAIN_TIMEOUT_MS } from './shim-process';
 
 export interface InitOptions {
   noPivotRoot?: boolean;
@@ -19,7 +18,9 @@ export interface InitOptions {
 }
 
 export class InitProcess extends ShimProcess {
-  private onExit: ((exit: Exit) => void) | null = null;
+  private onReap: ((exit: Exit) => void) | null = null;
+  /** An exit reaped before anyone listened (the init died during Create). */
+  private unheardExit: Exit | null = null;
 
   constructor(
     id: string,
@@ -33,8 +34,19 @@ export class InitProcess extends ShimProcess {
 
   get pidFile(): string { return path.join(this.bundle, 'init.pid'); }
 
-  /** Called (once) with the exit, after the state says stopped. */
-  onExited(listener: (exit: Exit) => void): void { this.onExit = listener; }
+  /**
+   * Called once with the init's exit as the reaper saw it. Reaping does not mark the process
+   * exited: the listener does (setExited) when the exit may be known — after the container's
+   * other processes were killed and its execs ended, as the Go shim's handleInitExit — so Wait
+   * cannot return, nor Delete come, before. An exit reaped before a listener was set is handed
+   * over when one is.
+   */
+  onReaped(listener: (exit: Exit) => void): void {
+    this.onReap = listener;
+    const exit = this.unheardExit;
+    this.unheardExit = null;
+    if (exit) listener(exit);
+  }
 
   /** `runc create` with the given IO; afterwards the pid is known and its exit is claimed. */
   async create(io: ProcessIO | null, consoleSocket?: string): Promise<void> {
@@ -60,41 +72,50 @@ export class InitProcess extends ShimProcess {
   /** Claims the exit of the current pid from the reaper (also used after a restore). */
   claimExit(since: Date): void {
     reaper.claim(this.pid, since, (exit) => {
-      if (this.setExited(exit)) this.onExit?.(exit);
+      if (this.onReap) this.onReap(exit);
+      else this.unheardExit = exit;
     });
   }
 
-  async start(): Promise<void> {
-    this.check('start');
-    await this.runc.start(this.id);
-    if (this.status === 'created') this.status = 'running';
+  start(): Promise<void> {
+    return this.serialize(async () => {
+      this.check('start');
+      await this.runc.start(this.id);
+      if (this.status === 'created') this.status = 'running';
+    });
   }
 
-  async kill(signal: number, all: boolean): Promise<void> {
-    this.check('kill');
-    try {
-      await this.runc.kill(this.id, signal, all);
-    } catch (err) {
-      throw killError(err);
-    }
+  kill(signal: number, all: boolean): Promise<void> {
+    return this.serialize(async () => {
+      this.check('kill');
+      try {
+        await this.runc.kill(this.id, signal, all);
+      } catch (err) {
+        throw killError(err);
+      }
+    });
   }
 
-  async pause(): Promise<void> {
-    this.check('pause');
-    this.status = 'pausing';
-    try {
-      await this.runc.pause(this.id);
-      if (this.status === 'pausing') this.status = 'paused';
-    } catch (err) {
-      if (this.status === 'pausing') this.status = 'running';
-      throw err;
-    }
+  pause(): Promise<void> {
+    return this.serialize(async () => {
+      this.check('pause');
+      this.status = 'pausing';
+      try {
+        await this.runc.pause(this.id);
+        if (this.status === 'pausing') this.status = 'paused';
+      } catch (err) {
+        if (this.status === 'pausing') this.status = 'running';
+        throw err;
+      }
+    });
   }
 
-  async resume(): Promise<void> {
-    this.check('resume');
-    await this.runc.resume(this.id);
-    if (this.status === 'paused') this.status = 'running';
+  resume(): Promise<void> {
+    return this.serialize(async () => {
+      this.check('resume');
+      await this.runc.resume(this.id);
+      if (this.status === 'paused') this.status = 'running';
+    });
   }
 
   /**

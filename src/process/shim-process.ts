@@ -4,6 +4,9 @@ import type { ProcessIO, StdioPaths } from '../io/process-io';
 import { assertAllowed, type Operation, type ProcessStatus } from './process-state';
 import type { Exit } from './reaper';
 
+/** How long Delete waits for a process's output to drain (a daemonized child can hold it). */
+export const IO_DRAIN_TIMEOUT_MS = 2000;
+
 export abstract class ShimProcess {
   pid = 0;
   status: ProcessStatus = 'created';
@@ -12,6 +15,8 @@ export abstract class ShimProcess {
   io: ProcessIO | null = null;
   private readonly exited: Promise<void>;
   private resolveExited!: () => void;
+  /** The runc operations on this process, one after another (the Go shim's per-process mutex). */
+  private operations: Promise<void> = Promise.resolve();
 
   constructor(
     /** The container id for the init, the exec id for an exec. */
@@ -29,6 +34,22 @@ export abstract class ShimProcess {
     assertAllowed(this.status, op);
   }
 
+  /** Runs `op` once the operations begun before it have finished, as under the Go shim's p.mu. */
+  protected serialize<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.operations.then(op, op);
+    this.operations = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  /**
+   * Resolves once the operations begun so far have finished. The Go shim records an exit under
+   * the same mutex, so a Kill still being answered is answered before Wait returns (and before
+   * a Delete and Shutdown can end the shim under it).
+   */
+  operationsSettled(): Promise<void> {
+    return this.operations;
+  }
+
   /** Records the exit. Later calls are ignored: an exit status is final. */
   setExited(exit: Pick<Exit, 'status' | 'exitedAt'>): boolean {
     if (this.exitedAt) return false;
@@ -36,6 +57,7 @@ export abstract class ShimProcess {
     this.exitedAt = exit.exitedAt;
     if (this.status !== 'deleted') this.status = 'stopped';
     this.resolveExited();
+    this.io?.processExited?.(IO_DRAIN_TIMEOUT_MS);
     return true;
   }
 

@@ -2,8 +2,11 @@
 // Every runc child is registered with the reaper so the reaper leaves it to libuv (see
 // src/process/reaper.ts). runc is always run with `--log <bundle>/log.json --log-format json`
 // so that a failure can be reported with runc's own message, as containerd-shim-runc-v2 does.
+// Arguments come in go-runc's order and forms, and every command runs with the bundle as its
+// working directory (as the Go shim's runc does): wrappers named by Options.BinaryName may read
+// `config.json` and the pid file from there.
 import { spawn, type StdioOptions } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, statSync } from 'node:fs';
 import * as os from 'node:os';
 import { reaper } from '../process/reaper';
 import { processTree } from '../sys/children';
@@ -19,6 +22,11 @@ export interface RuncConfig {
   systemdCgroup?: boolean;
   /** CRIU binary for checkpoint/restore (`--criu`). */
   criuPath?: string;
+  /**
+   * Working directory of every runc command: the container's bundle. While it does not exist
+   * (containerd removed it), `/`.
+   */
+  workDir?: string;
 }
 
 export interface CreateOptions {
@@ -78,21 +86,33 @@ export interface RunResult { stdout: string; stderr: string }
 export class Runc {
   constructor(readonly config: RuncConfig) {}
 
+  /** go-runc's global flags, in its order (Runc.args). */
   private globalArgs(): string[] {
     const a = ['--root', this.config.root, '--log', this.config.logPath, '--log-format', 'json'];
-    if (this.config.systemdCgroup) a.push('--systemd-cgroup');
     if (this.config.criuPath) a.push('--criu', this.config.criuPath);
+    if (this.config.systemdCgroup) a.push('--systemd-cgroup');
     return a;
   }
 
+  private workDir(): string {
+    const dir = this.config.workDir;
+    if (!dir) return '/';
+    try {
+      return statSync(dir).isDirectory() ? dir : '/';
+    } catch {
+      return '/';
+    }
+  }
+
   /**
-   * Runs one runc command. On failure the error carries runc's last logged error line
-   * (log.json), else its stderr, prefixed with `what` (e.g. "OCI runtime create failed").
+   * Runs one runc command in the bundle. On failure the error carries the last line the
+   * runtime logged at level error, fatal or panic (log.json, this command's lines only), else
+   * its stderr, prefixed with `what` (e.g. "OCI runtime create failed").
    */
-  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
     const logOffset = await fileSize(this.config.logPath);
     const stdio: StdioOptions = opts.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
-    const child = spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio, cwd: opts.cwd });
+    const child = spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio, cwd: this.workDir() });
     reaper.trackLibuvChild(child);
     let stdout = '';
     let stderr = '';
@@ -134,9 +154,9 @@ export class Runc {
   }
 
   exec(id: string, o: ExecOptions): Promise<RunResult> {
-    const args = ['exec', '--process', o.processSpecPath, '--detach', '--pid-file', o.pidFile];
+    const args = ['exec', '--process', o.processSpecPath];
     if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
-    args.push(id);
+    args.push('--detach', '--pid-file', o.pidFile, id);
     return this.run(args, 'OCI runtime exec failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
   }
 
@@ -169,19 +189,18 @@ export class Runc {
   }
 
   checkpoint(id: string, o: CheckpointOptions): Promise<RunResult> {
-    const args = ['checkpoint', ...criuArgs(o)];
-    if (o.parentPath) args.push('--parent-path', o.parentPath);
+    const args = ['checkpoint', ...criuArgs(o, o.parentPath, o.emptyNamespaces)];
     if (o.leaveRunning) args.push('--leave-running');
-    for (const ns of o.emptyNamespaces ?? []) args.push('--empty-ns', ns);
     args.push(id);
     return this.run(args, 'runc checkpoint failed');
   }
 
   restore(id: string, bundle: string, o: RestoreOptions): Promise<RunResult> {
-    const args = ['restore', ...criuArgs(o), '--detach', '--pid-file', o.pidFile, '--no-subreaper'];
+    const args = ['restore', ...criuArgs(o), '--detach', '--pid-file', o.pidFile];
     if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
     if (o.noPivot) args.push('--no-pivot');
-    args.push('--bundle', bundle, id);
+    // go-runc's spelling (RestoreOpts.args); runc's flag parser takes one dash or two.
+    args.push('-no-subreaper', '--bundle', bundle, id);
     return this.run(args, 'OCI runtime restore failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'], timeoutMs: o.timeoutMs });
   }
 
@@ -191,14 +210,16 @@ export class Runc {
   }
 }
 
-/** The CRIU flags checkpoint and restore share, in go-runc's order. */
-function criuArgs(o: CheckpointOptions | RestoreOptions): string[] {
+/** The CRIU flags checkpoint and restore share, in go-runc's order (CheckpointOpts.args). */
+function criuArgs(o: CheckpointOptions | RestoreOptions, parentPath?: string, emptyNamespaces: string[] = []): string[] {
   const a = ['--image-path', o.imagePath, '--work-path', o.workPath];
+  if (parentPath) a.push('--parent-path', parentPath);
   if (o.tcpEstablished) a.push('--tcp-established');
   if (o.extUnixSk) a.push('--ext-unix-sk');
   if (o.shellJob) a.push('--shell-job');
   if (o.fileLocks) a.push('--file-locks');
   if (o.manageCgroupsMode) a.push('--manage-cgroups-mode', o.manageCgroupsMode);
+  for (const ns of emptyNamespaces) a.push('--empty-ns', ns);
   return a;
 }
 
@@ -206,15 +227,25 @@ async function fileSize(path: string): Promise<number> {
   try { return (await fsp.stat(path)).size; } catch { return 0; }
 }
 
-/** The last `"level":"error"` message runc wrote to its JSON log after `offset`. */
+/** How much of a command's log lines is read for its failure (the end of them). */
+const MAX_LOG_TAIL = 1024 * 1024;
+/** A runtime's message is cut to this many characters in the error (runc's are one line). */
+const MAX_MESSAGE = 4096;
+
+/** Log levels whose message says why the runtime failed (runc logs error; other runtimes fatal, panic). */
+const FAILURE_LEVELS = new Set(['error', 'fatal', 'panic']);
+
+/** The last error, fatal or panic message the runtime wrote to its JSON log after `offset`. */
 export async function lastLoggedError(logPath: string, offset = 0): Promise<string> {
   let text: string;
   try {
     const fh = await fsp.open(logPath, 'r');
     try {
       const { size } = await fh.stat();
-      const buf = Buffer.alloc(Math.max(0, size - offset));
-      await fh.read(buf, 0, buf.length, offset);
+      // The failure is at the end; a runtime logging without bound must not cost us memory.
+      const from = Math.max(offset, size - MAX_LOG_TAIL);
+      const buf = Buffer.alloc(Math.max(0, size - from));
+      await fh.read(buf, 0, buf.length, from);
       text = buf.toString('utf8');
     } finally { await fh.close(); }
   } catch { return ''; }
@@ -223,7 +254,7 @@ export async function lastLoggedError(logPath: string, offset = 0): Promise<stri
     if (!line.trim()) continue;
     try {
       const entry = JSON.parse(line) as { level?: string; msg?: string };
-      if (entry.level === 'error' && entry.msg) msg = entry.msg.trim();
+      if (entry.level && FAILURE_LEVELS.has(entry.level) && typeof entry.msg === 'string' && entry.msg.trim()) msg = entry.msg.trim().slice(0, MAX_MESSAGE);
     } catch { /* not JSON: ignore */ }
   }
   return msg;

@@ -3,12 +3,21 @@
 import { NotFoundError } from '../errors';
 import type { ExecProcess } from '../process/exec-process';
 import type { InitProcess } from '../process/init-process';
+import type { Exit } from '../process/reaper';
 import type { ShimProcess } from '../process/shim-process';
 import type { Runc } from '../runc/runc';
 import type { RuntimeOptions } from './runtime-options';
 
 export class Container {
   readonly execs = new Map<string, ExecProcess>();
+  /**
+   * The init's exit as reaped, before it is recorded and published (the Go shim's
+   * containerInitExit): from then on no exec may start.
+   */
+  initExit: Exit | null = null;
+  /** Execs starting or running, whose exit (or failed start) is still to come (Go: runningExecs). */
+  private liveExecs = 0;
+  private readonly execsEndedWaiters: (() => void)[] = [];
 
   constructor(
     readonly id: string,
@@ -35,7 +44,20 @@ export class Container {
     return p;
   }
 
-  runningExecs(): ExecProcess[] {
-    return [...this.execs.values()].filter((e) => e.status === 'running' || e.status === 'paused');
+  /** An exec's start begins: the init's exit waits for it to fail or for the exec to exit. */
+  execStarting(): void {
+    this.liveExecs++;
+  }
+
+  /** An exec's start failed, or its exit was published. */
+  execEnded(): void {
+    if (this.liveExecs > 0) this.liveExecs--;
+    if (this.liveExecs === 0) for (const w of this.execsEndedWaiters.splice(0)) w();
+  }
+
+  /** Resolves when no exec is starting or running. */
+  execsEnded(): Promise<void> {
+    if (this.liveExecs === 0) return Promise.resolve();
+    return new Promise((resolve) => this.execsEndedWaiters.push(resolve));
   }
 }

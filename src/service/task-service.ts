@@ -15,7 +15,7 @@ import { ConsoleIO, consoleOf } from '../io/console-io';
 import { createLogUriIO } from '../io/log-uri';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import type { Logger } from '../log';
-import { ExecProcess } from '../process/exec-process';
+import { ExecProcess, execProcessSpec } from '../process/exec-process';
 import { InitProcess, IO_DRAIN_TIMEOUT_MS } from '../process/init-process';
 import { statusNumber } from '../process/process-state';
 import type { Exit } from '../process/reaper';
@@ -28,6 +28,7 @@ import { prepareRestore, type RestorePlan } from '../checkpoint/restore';
 import { RestoredInitProcess } from '../checkpoint/restored-init';
 import { removeStagingDir } from '../format/archive-staging';
 import { decodeRuntimeOptions, type RuntimeOptions } from './runtime-options';
+import { assertIdentifier } from './identifier';
 import { toTimestamp } from './timestamps';
 import { ContainerCgroups } from '../cgroups/container-cgroups';
 
@@ -108,7 +109,7 @@ export class TaskService {
       const runc = new Runc({
         binary: options.binaryName, root: path.join(options.root, this.deps.namespace),
         logPath: path.join(r.bundle, 'log.json'), systemdCgroup: options.systemdCgroup,
-        criuPath: options.criuPath || undefined,
+        criuPath: options.criuPath || undefined, workDir: r.bundle,
       });
       const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };
       const init = restore
@@ -122,13 +123,15 @@ export class TaskService {
       if (init.pid) await this.cgroups.track(r.id, init.pid);
       const ownPidNs = (spec.linux?.namespaces ?? []).some((n) => n.type === 'pid' && !n.path);
       const container = new Container(r.id, r.bundle, this.deps.namespace, runc, options, init, ownPidNs, mounted);
-      init.onExited((exit) => void this.handleInitExit(container, exit));
       this.containers.set(r.id, container);
       this.publish('/tasks/create', 'containerd.events.TaskCreate', ev.TaskCreate, ev.TaskCreate.fromPartial({
         containerId: r.id, bundle: r.bundle, rootfs: r.rootfs,
         io: { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal },
         checkpoint: r.checkpoint, pid: init.pid,
       }));
+      // After the create event: an init that died during Create is handled (and its exit
+      // published) now, as the Go shim's handleStarted does for an early exit.
+      init.onReaped((exit) => void this.handleInitExit(container, exit));
       return { pid: init.pid };
     } catch (err) {
       io?.close();
@@ -154,17 +157,27 @@ export class TaskService {
       this.publish('/tasks/start', 'containerd.events.TaskStart', ev.TaskStart, { containerId: c.id, pid: c.init.pid });
       return { pid: c.init.pid };
     }
-    if (c.init.status === 'stopped' || c.init.status === 'deleted') {
+    const p = c.exec(r.execId);
+    // The Go shim's words, also once the init is reaped but its exit not yet published. Unlike
+    // the Go shim (whose Wait of such an exec never returns), the exec's waiters are released.
+    if (c.initExit || c.init.status === 'stopped' || c.init.status === 'deleted') {
+      if (p.status === 'created') p.startRefused();
       throw new FailedPreconditionError(`container ${c.id} init process is not running`);
     }
-    const p = c.exec(r.execId);
+    c.execStarting();
     const gate = p.start();
     this.startGates.set(p, gate.catch(() => undefined));
-    await gate;
+    try {
+      await gate;
+    } catch (err) {
+      c.execEnded();
+      throw err;
+    }
     this.publish('/tasks/exec-started', 'containerd.events.TaskExecStarted', ev.TaskExecStarted, { containerId: c.id, execId: p.id, pid: p.pid });
     return { pid: p.pid };
   }
 
+  /** /tasks/exit of a process, once its start (and start event) has settled. */
   private async publishExit(c: Container, p: ShimProcess, exit: Exit): Promise<void> {
     await this.startGates.get(p);
     this.publish('/tasks/exit', 'containerd.events.TaskExit', ev.TaskExit, {
@@ -172,14 +185,34 @@ export class TaskService {
     });
   }
 
-  /** Init exited: execs' exits are published first, as the Go shim does. */
-  private async handleInitExit(c: Container, exit: Exit): Promise<void> {
-    if (!c.ownPidNamespace) {
-      // Without its own pid namespace nothing kills the init's children: do it, like runc-v2.
-      try { await c.runc.kill(c.id, 9, true); } catch { /* already gone */ }
+  /** An exec exited: its exit is published, then the init's exit may stop waiting for it. */
+  private async handleExecExit(c: Container, p: ExecProcess, exit: Exit): Promise<void> {
+    try {
+      await this.publishExit(c, p, exit);
+    } finally {
+      c.execEnded();
     }
-    await Promise.all(c.runningExecs().map((e) => e.wait()));
-    await this.publishExit(c, c.init, exit);
+  }
+
+  /**
+   * The init was reaped. As the Go shim's handleInitExit: no exec may start any more; without
+   * its own pid namespace the rest of the container is killed (`runc kill --all`); the execs'
+   * starts and exits and the init's own runc operations (a Kill) settle; only then is the init
+   * marked exited (Wait returns, Delete may come) and its exit published — the last exit of
+   * the container.
+   */
+  private async handleInitExit(c: Container, exit: Exit): Promise<void> {
+    c.initExit = exit;
+    if (!c.ownPidNamespace) {
+      try { await c.runc.kill(c.id, 9, true); } catch (err) {
+        this.deps.log.warn(`killing the processes of ${c.id} after its init exited: ${(err as Error).message}`);
+      }
+    }
+    await c.execsEnded();
+    await this.startGates.get(c.init);
+    await c.init.operationsSettled(); // a Kill being answered is answered first, as in the Go shim
+    // A created init deleted meanwhile (runc delete --force) had its exit recorded there.
+    if (c.init.setExited(exit)) await this.publishExit(c, c.init, exit);
   }
 
   async delete(r: shim.DeleteRequest): Promise<shim.DeleteResponse> {
@@ -204,12 +237,13 @@ export class TaskService {
 
   async exec(r: shim.ExecProcessRequest): Promise<void> {
     const c = this.get(r.id);
+    assertIdentifier(r.execId);
     if (c.execs.has(r.execId)) throw new AlreadyExistsError(`id ${r.execId}: already exists`);
     c.init.check('exec');
     if (!r.spec) throw new InvalidArgumentError('exec process spec is required');
     const stdio: StdioPaths = { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal };
-    const p = new ExecProcess(r.execId, c.id, stdio, r.spec.value, c.runc, () => this.createIO(stdio, c.options, r.execId)); // the Go shim names an exec's logger by exec id
-    p.onExited((exit) => void this.publishExit(c, p, exit));
+    const p = new ExecProcess(r.execId, c.id, c.bundle, stdio, execProcessSpec(r.spec.value, r.terminal), c.runc, () => this.createIO(stdio, c.options, r.execId)); // the Go shim names an exec's logger by exec id
+    p.onExited((exit) => void this.handleExecExit(c, p, exit));
     c.execs.set(r.execId, p);
     this.publish('/tasks/exec-added', 'containerd.events.TaskExecAdded', ev.TaskExecAdded, { containerId: c.id, execId: r.execId });
   }

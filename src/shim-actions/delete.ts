@@ -23,7 +23,7 @@ export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
   const runcRoot = path.join(options.root, flags.namespace);
   const runc = new Runc({
     binary: options.binaryName, root: runcRoot,
-    logPath: path.join(bundle, 'log.json'), systemdCgroup: options.systemdCgroup,
+    logPath: path.join(bundle, 'log.json'), systemdCgroup: options.systemdCgroup, workDir: bundle,
   });
   const problems: string[] = [];
   // containerd 1.7 runs this action after every shim exit (cleanupAfterDeadShim), so usually the

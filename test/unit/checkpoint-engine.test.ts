@@ -185,7 +185,7 @@ describe('runc checkpoint/restore command lines', () => {
       shellJob: true, fileLocks: true, emptyNamespaces: ['network', 'ipc'], manageCgroupsMode: 'soft',
     });
     expect(fs.readFileSync(`${tmp}/args`, 'utf8').trim()).toBe(
-      `--root /r --log ${tmp}/log.json --log-format json --criu /opt/criu checkpoint --image-path /img --work-path /w --tcp-established --ext-unix-sk --shell-job --file-locks --manage-cgroups-mode soft --parent-path /parent --leave-running --empty-ns network --empty-ns ipc c1`);
+      `--root /r --log ${tmp}/log.json --log-format json --criu /opt/criu checkpoint --image-path /img --work-path /w --parent-path /parent --tcp-established --ext-unix-sk --shell-job --file-locks --manage-cgroups-mode soft --empty-ns network --empty-ns ipc --leave-running c1`);
     await r.checkpoint('c1', { imagePath: '/img', workPath: '/w', leaveRunning: false });
     expect(fs.readFileSync(`${tmp}/args`, 'utf8').trim()).toMatch(/checkpoint --image-path \/img --work-path \/w c1$/);
   });
@@ -194,7 +194,7 @@ describe('runc checkpoint/restore command lines', () => {
     const r = new Runc({ binary: fakeRunc(`echo "$@" > ${tmp}/args`), root: '/r', logPath: `${tmp}/log.json` });
     await r.restore('c1', '/b', { imagePath: '/img', workPath: '/w', pidFile: '/b/init.pid', consoleSocket: '/s.sock', noPivot: true });
     expect(fs.readFileSync(`${tmp}/args`, 'utf8').trim()).toBe(
-      `--root /r --log ${tmp}/log.json --log-format json restore --image-path /img --work-path /w --detach --pid-file /b/init.pid --no-subreaper --console-socket /s.sock --no-pivot --bundle /b c1`);
+      `--root /r --log ${tmp}/log.json --log-format json restore --image-path /img --work-path /w --detach --pid-file /b/init.pid --console-socket /s.sock --no-pivot -no-subreaper --bundle /b c1`);
   });
 
   test('a failed dump names the CRIU log and quotes its first error line', async () => {

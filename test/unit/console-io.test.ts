@@ -14,7 +14,7 @@ const FAKE_RUNC = [
   'm, s = os.openpty()',
   'def ctty():',
   '    fcntl.ioctl(0, termios.TIOCSCTTY, 0)',
-  'p = subprocess.Popen(sys.argv[2:], stdin=s, stdout=s, stderr=s, start_new_session=True, preexec_fn=ctty)',
+  'p = subprocess.Popen(sys.argv[2:], stdin=s, stdout=s, stderr=s, start_new_session=True, preexec_fn=None if os.environ.get("NO_CTTY") else ctty)',
   'os.close(s)',
   'c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
   'c.connect(sys.argv[1])',
@@ -25,9 +25,10 @@ const FAKE_RUNC = [
 ].join('\n');
 
 /** Runs `cmd` on a fresh pty like `runc create --console-socket`; resolves with the process pid. */
-function fakeRunc(socketPath: string, cmd: string[]): Promise<number> {
+function fakeRunc(socketPath: string, cmd: string[], noCtty = false): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', FAKE_RUNC, socketPath, ...cmd], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const env = noCtty ? { ...process.env, NO_CTTY: '1' } : process.env;
+    const child = spawn('python3', ['-c', FAKE_RUNC, socketPath, ...cmd], { stdio: ['ignore', 'pipe', 'inherit'], env });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`fake runc exited ${code}`))));
@@ -70,7 +71,7 @@ function until(check: () => boolean, timeoutMs = 10000): Promise<void> {
   });
 }
 
-async function startConsole(cmd: string[], withStdin: boolean) {
+async function startConsole(cmd: string[], withStdin: boolean, noCtty = false) {
   const stdout = fifo('stdout');
   const stdin = withStdin ? fifo('stdin') : '';
   const out = readAll(stdout);
@@ -78,7 +79,7 @@ async function startConsole(cmd: string[], withStdin: boolean) {
   ios.push(io);
   const socketDir = path.dirname(io.socketPath);
   expect(fs.statSync(socketDir).mode & 0o777).toBe(0o700);
-  pids.push(await fakeRunc(io.socketPath, cmd));
+  pids.push(await fakeRunc(io.socketPath, cmd, noCtty));
   await io.receiveMaster(10000);
   expect(fs.existsSync(socketDir)).toBe(false);
   io.start();
@@ -171,4 +172,36 @@ test('consoleOf picks out a ConsoleIO', () => {
   ios.push(io);
   expect(consoleOf(io)).toBe(io);
   expect(consoleOf(null)).toBeNull();
+});
+
+/** pty masters this process holds (python's os.openpty opens /dev/ptmx; in a container it is /dev/pts/ptmx). */
+function masters(): number {
+  let n = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try { if (/^\/dev\/(pts\/)?ptmx$/.test(fs.readlinkSync(`/proc/self/fd/${fd}`))) n++; } catch { /* closed meanwhile */ }
+  }
+  return n;
+}
+
+test('one descriptor of the master while the process runs, none once its output ended (no stdin)', async () => {
+  const before = masters();
+  const { io, out } = await startConsole(['sh', '-c', 'echo running; sleep 0.5; echo done'], false);
+  await until(() => out.text().includes('running'));
+  expect(masters() - before).toBe(1);
+  expect(await out.ended).toMatch(/running\r\ndone\r\n/);
+  await io.waitCopied(1000);
+  await until(() => masters() === before);
+});
+
+test('processExited releases the master after the drain timeout when a leftover process holds the terminal', async () => {
+  const before = masters();
+  // sh exits at once; the background sleep keeps the terminal open (no controlling terminal,
+  // so nothing hangs it up), so no EIO comes.
+  const { io, out } = await startConsole(['sh', '-c', '(exec sleep 3 &); echo left-behind'], false, true);
+  await until(() => out.text().includes('left-behind'));
+  await new Promise((r) => setTimeout(r, 200));
+  expect(masters() - before).toBe(1);
+  io.processExited(300);
+  await out.ended; // closing the master ends the copy and closes the FIFO
+  await until(() => masters() === before);
 });

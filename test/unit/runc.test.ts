@@ -48,3 +48,28 @@ test('lastLoggedError ignores garbage lines', async () => {
   expect(await lastLoggedError(`${dir}/l.json`)).toBe('boom');
   expect(await lastLoggedError(`${dir}/missing.json`)).toBe('');
 });
+
+test('exec arguments in go-runc order; every command runs in the bundle (or / once it is gone)', async () => {
+  const bundle = path.join(dir, 'bundle');
+  fs.mkdirSync(bundle);
+  const bin = fakeRunc(`echo "$(pwd) $@" > ${dir}/args`);
+  const r = new Runc({ binary: bin, root: '/r', logPath: `${dir}/log.json`, criuPath: '/c', systemdCgroup: true, workDir: bundle });
+  await r.exec('c1', { processSpecPath: '/p.json', pidFile: `${bundle}/e1.pid`, consoleSocket: '/s.sock' });
+  expect(fs.readFileSync(`${dir}/args`, 'utf8').trim()).toBe(
+    `${bundle} --root /r --log ${dir}/log.json --log-format json --criu /c --systemd-cgroup exec --process /p.json --console-socket /s.sock --detach --pid-file ${bundle}/e1.pid c1`);
+  fs.rmSync(bundle, { recursive: true });
+  await r.kill('c1', 9, true);
+  expect(fs.readFileSync(`${dir}/args`, 'utf8').trim()).toBe(`/ --root /r --log ${dir}/log.json --log-format json --criu /c --systemd-cgroup kill --all c1 9`);
+});
+
+test('a fatal or panic line is the error text too; lines logged before this command are not', async () => {
+  const log = `${dir}/log.json`;
+  fs.writeFileSync(log, '{"level":"fatal","msg":"an earlier command\'s failure"}\n');
+  const fatal = new Runc({ binary: fakeRunc(`echo '{"level":"info","msg":"starting"}' >> ${log}; echo '{"level":"fatal","msg":"wrapper: injected failure","time":"t"}' >> ${log}; exit 1`), root: '/r', logPath: log });
+  await expect(fatal.create('c1', '/b', { pidFile: '/p' })).rejects.toThrow(/^OCI runtime create failed: wrapper: injected failure$/);
+  const panic = new Runc({ binary: fakeRunc(`echo '{"level":"panic","msg":"runtime panicked"}' >> ${log}; exit 2`), root: '/r', logPath: log });
+  await expect(panic.start('c1')).rejects.toThrow(/^OCI runtime start failed: runtime panicked$/);
+  // Nothing logged by this command: its stderr, else the exit status.
+  const quiet = new Runc({ binary: fakeRunc('exit 3'), root: '/r', logPath: log });
+  await expect(quiet.delete('c1')).rejects.toThrow(/^OCI runtime delete failed: exit status 3$/);
+});
