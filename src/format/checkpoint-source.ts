@@ -8,6 +8,7 @@
 // skipped and never followed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors';
 import { fileTypeName } from './file-type';
 import { AMDGPU_PAGES_PREFIX, ArchiveFile, PAGES_PREFIX } from './layout';
@@ -61,14 +62,46 @@ function isBulk(name: string): boolean {
     name === ArchiveFile.restoreLog || name.includes('/');
 }
 
+/**
+ * Where an archive's bytes come from: a file, or a blob of containerd's content store (a
+ * checkpoint image's layer). Each open() starts a new pass at the first byte; close() ends it
+ * early (the reader stops a pass as soon as it has what it came for).
+ */
+export interface ArchiveInput {
+  /** How the archive is named in messages (a path, or `image NAME layer sha256:…`). */
+  describe: string;
+  open(): Promise<{ stream: Readable; close(): Promise<void> }>;
+}
+
+/** A checkpoint archive file; opened without following a symlink. */
+export function fileArchiveInput(file: string): ArchiveInput {
+  return {
+    describe: file,
+    async open() {
+      const fh = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      const input = fh.createReadStream({ highWaterMark: 1 << 20 });
+      return {
+        stream: input,
+        async close() {
+          input.destroy();
+          await fh.close().catch(() => undefined);
+        },
+      };
+    },
+  };
+}
+
 class ArchiveReader {
   readonly files = new Map<string, number>();
   readonly kept = new Map<string, Buffer>();
   readonly skipped: string[] = [];
   compression: ArchiveCompression = 'none';
   private readonly ranges = new Map<string, Buffer>();
+  readonly archive: string;
 
-  constructor(readonly archive: string, private readonly limits: Required<SourceLimits>) {}
+  constructor(private readonly input: ArchiveInput, private readonly limits: Required<SourceLimits>) {
+    this.archive = input.describe;
+  }
 
   private wrap(err: unknown): unknown {
     if (err instanceof TarFormatError) return new InvalidArgumentError(`checkpoint archive ${this.archive}: ${err.message}`);
@@ -77,10 +110,9 @@ class ArchiveReader {
 
   /** Streams the archive; `visit` gets each regular file's normalised name, size and body. Stops early when visit returns 'stop'. */
   async walk(visit: (name: string, size: number, body: () => AsyncGenerator<Buffer>) => Promise<'stop' | void>): Promise<void> {
-    const fh = await fs.promises.open(this.archive, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    const input = fh.createReadStream({ highWaterMark: 1 << 20 });
+    const input = await this.input.open();
     try {
-      const { compression, stream } = await openArchiveStream(input);
+      const { compression, stream } = await openArchiveStream(input.stream);
       this.compression = compression;
       let count = 0;
       for await (const entry of readTarEntries(stream)) {
@@ -96,8 +128,7 @@ class ArchiveReader {
     } catch (err) {
       throw this.wrap(err);
     } finally {
-      input.destroy();
-      await fh.close().catch(() => undefined);
+      await input.close();
     }
   }
 
@@ -213,33 +244,41 @@ class ArchiveImageStore implements ImageStore {
       yield kept;
       return;
     }
-    // An async generator cannot yield from inside walk's callback: hand chunks over one at a time.
+    // An async generator cannot yield from inside walk's callback: hand chunks over one at a
+    // time. A consumer that stops early (memoryPieces, once it has every run) ends the pass.
     const queue: Buffer[] = [];
     let done = false;
+    let cancelled = false;
     let failure: unknown;
     let wake: (() => void) | undefined;
     let resume: (() => void) | undefined;
     const walking = this.reader.walk(async (n, _s, body) => {
       if (n !== full) return;
       for await (const chunk of body()) {
+        if (cancelled) break;
         queue.push(Buffer.from(chunk));
         wake?.();
         if (queue.length > 4) await new Promise<void>((r) => { resume = r; });
       }
       return 'stop';
     }).then(() => { done = true; wake?.(); }, (err) => { failure = err; done = true; wake?.(); });
-    for (;;) {
-      if (queue.length > 0) {
-        yield queue.shift() as Buffer;
-        resume?.();
-        resume = undefined;
-        continue;
+    try {
+      for (;;) {
+        if (queue.length > 0) {
+          yield queue.shift() as Buffer;
+          resume?.();
+          resume = undefined;
+          continue;
+        }
+        if (done) break;
+        await new Promise<void>((r) => { wake = r; });
+        wake = undefined;
       }
-      if (done) break;
-      await new Promise<void>((r) => { wake = r; });
-      wake = undefined;
+    } finally {
+      cancelled = true;
+      resume?.();
+      await walking;
     }
-    await walking;
     if (failure) throw failure;
   }
 }
@@ -287,7 +326,16 @@ export async function openCheckpointSource(location: string, limits: SourceLimit
     };
   }
   if (!st.isFile()) throw new InvalidArgumentError(`checkpoint ${location} is a ${fileTypeName(st)}, not an archive file or a directory`);
-  const reader = new ArchiveReader(location, { maxMemoryBytes: limits.maxMemoryBytes ?? DEFAULT_MAX_MEMORY, maxEntries: limits.maxEntries ?? DEFAULT_MAX_ENTRIES });
+  return openArchiveSource(fileArchiveInput(location), limits);
+}
+
+/**
+ * A checkpoint archive read from `input` (a file, or the layer of a checkpoint image): indexed
+ * in one streamed pass, then read again only for what is asked.
+ */
+export async function openArchiveSource(input: ArchiveInput, limits: SourceLimits = {}): Promise<CheckpointSource> {
+  const location = input.describe;
+  const reader = new ArchiveReader(input, { maxMemoryBytes: limits.maxMemoryBytes ?? DEFAULT_MAX_MEMORY, maxEntries: limits.maxEntries ?? DEFAULT_MAX_ENTRIES });
   await reader.index();
   const hasCheckpoint = [...reader.files.keys()].some((n) => n.startsWith(CHECKPOINT_PREFIX));
   // A flat CRIU tar (containerd's criu.tar, `ctr t checkpoint --image-path` tarred) has the images at the top.
