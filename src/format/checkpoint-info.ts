@@ -125,9 +125,8 @@ export function archiveSizes(src: CheckpointSource): ArchiveSizes {
 
 /** What dump.log's first lines say: CRIU's version and the kernel it ran on. */
 export async function criuDumpFacts(src: CheckpointSource): Promise<{ criuVersion?: string; kernel?: string }> {
-  const size = src.files.get(ArchiveFile.dumpLog);
-  if (size === undefined) return {};
   const buf = await src.readFile(ArchiveFile.dumpLog, 64 * 1024 * 1024);
+  if (!buf) return {};
   const head = (buf ?? Buffer.alloc(0)).subarray(0, 16384).toString('utf8');
   const version = /Version: (\S+)/.exec(head)?.[1];
   const kernel = /Running on \S+ (Linux [^\n]*)/.exec(head)?.[1]?.trim();

@@ -54,6 +54,8 @@ export interface InspectJson {
   mounts?: { destination: string; type: string; source: string }[];
   /** ferry: what the checkpoint records of CRIU and the host. */
   criu?: { version?: string; kernel?: string; image_version?: number };
+  /** ferry: the checkpoint image the checkpoint was read from (`oci`: the archive at / of an image; `containerd`: ctr's own). */
+  checkpoint_image?: { name: string; format: string; digest: string; media_type: string; created?: string; annotations?: Record<string, string> };
   /** ferry: the completeness check (inspect --verify). */
   verify?: { ok: boolean; problems: string[] };
 }
@@ -145,9 +147,11 @@ async function psJson(images: CheckpointImages, node: ProcessNode, opts: Inspect
 /** Collects what `opts` asks for. Bad content throws a FerryError naming the file. */
 export async function inspectCheckpoint(src: CheckpointSource, opts: InspectOptions): Promise<InspectResult> {
   const bare = src.kind === 'criu-images';
-  const config: ContainerConfigDump = bare ? {} : await readConfigDump(src);
-  const spec: SpecDump = bare ? {} : await readSpecDump(src);
+  const config: ContainerConfigDump = src.metadata?.config ?? (bare ? {} : await readConfigDump(src));
+  const spec: SpecDump = src.metadata?.spec ?? (bare ? {} : await readSpecDump(src));
   const info = bare ? { name: '', engine: 'containerd', created: goRfc3339(undefined), ip: '', mac: '', namespace: '', pod: '' } : containerInfo(config, spec);
+  // containerd's own checkpoint image names no container; its id (from the spec) is what ctr shows.
+  if (src.kind === 'containerd-image' && !info.name) info.name = str(config.name);
   const sizes = archiveSizes(src);
   const json: InspectJson = {
     container_name: info.name,
@@ -238,6 +242,10 @@ export async function inspectCheckpoint(src: CheckpointSource, opts: InspectOpti
     if (!opts.verify) throw err;
   }
   json.criu = omitEmpty({ version: facts.criuVersion, kernel: facts.kernel, image_version: imageVersion });
+  if (src.image) {
+    const i = src.image;
+    json.checkpoint_image = omitEmpty({ name: i.name, format: i.format, digest: i.digest, media_type: i.mediaType, created: i.created, annotations: i.annotations });
+  }
   let report: VerifyReport | undefined;
   if (opts.verify) {
     report = await verifyCriuImages(src.images);

@@ -15,11 +15,18 @@ import { AMDGPU_PAGES_PREFIX, ArchiveFile, PAGES_PREFIX } from './layout';
 import { openArchiveStream, readTarEntries, TarFormatError, type ArchiveCompression } from './tar-reader';
 import { checkImageName, checkRanges, DirImageStore, MAX_IMAGE_BYTES, type ByteRange, type ImageStore } from './criu/image-store';
 import { readCheckpointFile } from './safe-read';
+import type { ContainerConfigDump, SpecDump } from './checkpoint-info';
+import type { CheckpointImageInfo } from './checkpoint-image';
 
 export interface CheckpointSource {
   /** The path given. */
   location: string;
-  kind: 'archive' | 'directory' | 'criu-images';
+  /**
+   * archive: a checkpoint archive file; directory: an unpacked one; criu-images: bare CRIU
+   * images; oci-image: the archive at / of a checkpoint image; containerd-image: containerd's
+   * own checkpoint image (checkpoint-image.ts).
+   */
+  kind: 'archive' | 'directory' | 'criu-images' | 'oci-image' | 'containerd-image';
   compression?: ArchiveCompression;
   /** Regular files by normalised name (`config.dump`, `checkpoint/pstree.img`) and their sizes. */
   files: Map<string, number>;
@@ -29,6 +36,10 @@ export interface CheckpointSource {
   readFile(name: string, maxBytes?: number): Promise<Buffer | undefined>;
   /** The CRIU images (checkpoint/ of an archive; the directory itself for a bare image dir). */
   images: ImageStore;
+  /** What config.dump and spec.dump would say, for a source that has neither (containerd's own checkpoint image). */
+  metadata?: { config: ContainerConfigDump; spec: SpecDump };
+  /** The image, when the checkpoint came from an image store. */
+  image?: CheckpointImageInfo;
 }
 
 export interface SourceLimits {

@@ -80,6 +80,13 @@ export const ContainerdMediaType = {
   runtimeOptions: 'application/vnd.containerd.container.checkpoint.runtime.options+proto',
 } as const;
 
+/** Docker's media types, which containerd's image store also holds (images pulled or imported from Docker). */
+export const DockerMediaType = {
+  manifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  manifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  layerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+} as const;
+
 /** Annotations of containerd's own checkpoint index. */
 export const ContainerdCheckpointAnnotation = {
   imageRefName: 'org.opencontainers.image.ref.name',
@@ -100,3 +107,17 @@ export const CriAnnotation = {
 
 /** Where containerd's CRI puts the CRIU images of a restore: the archive files sit one level up. */
 export const CRI_RESTORE_CHECKPOINT_SUBDIR = ArchiveFile.checkpointDir;
+
+/** Standard OCI media types of the checkpoint images ferry writes (no containerd-specific ones). */
+export const OciMediaType = {
+  index: 'application/vnd.oci.image.index.v1+json',
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+  layer: 'application/vnd.oci.image.layer.v1.tar',
+  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+} as const;
+
+/** OCI layer whiteouts (image-spec layer.md): `.wh.NAME` deletes NAME, `.wh..wh..opq` empties its directory. */
+export const WHITEOUT_PREFIX = '.wh.';
+export const WHITEOUT_OPAQUE = '.wh..wh..opq';
