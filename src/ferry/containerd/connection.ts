@@ -110,7 +110,8 @@ export class Connection {
     const m = this.method(service, method);
     const callOpts: grpc.CallOptions = opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};
     const call = this.client.makeServerStreamRequest(m.path, m.serialize, m.deserialize, m.fromPartial(request), this.metadata(), callOpts);
-    return Object.assign(call as AsyncIterable<ResponseOf<S, M>>, { cancel: () => call.cancel() });
+    // grpc-js's call already has cancel() (an Object.assign of a wrapper calling call.cancel() recursed).
+    return call as unknown as AsyncIterable<ResponseOf<S, M>> & { cancel(): void };
   }
 
   /** A bidirectional-streaming call: write requests, iterate responses. */
