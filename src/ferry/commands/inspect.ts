@@ -54,8 +54,15 @@ export function inspectTree(j: InspectJson): string {
   ];
   if (j.checkpointed) kids.push({ label: `Checkpointed: ${j.checkpointed}` });
   kids.push({ label: `Engine: ${j.engine}` });
-  if (j.ip) kids.push({ label: `IP: ${j.ip}` });
-  if (j.mac) kids.push({ label: `MAC: ${j.mac}` });
+  if (j.networks?.length) {
+    kids.push({ label: 'Network Interfaces', children: j.networks.flatMap((n) => Object.entries(n.interfaces).map(([ifName, i]) => ({
+      label: `${n.name} (${ifName})`,
+      children: [i.ip && `IP: ${i.ip}`, i.mac && `MAC: ${i.mac}`, i.gateway && `Gateway: ${i.gateway}`].filter((l): l is string => !!l).map((label) => ({ label })),
+    }))) });
+  } else {
+    if (j.ip) kids.push({ label: `IP: ${j.ip}` });
+    if (j.mac) kids.push({ label: `MAC: ${j.mac}` });
+  }
   const size: TreeNode[] = [];
   if (j.checkpoint_size.memory_pages_size) size.push({ label: `Memory pages size: ${countBytes(j.checkpoint_size.memory_pages_size)}` });
   if (j.checkpoint_size.amd_gpu_memory_pages_size) size.push({ label: `AMD GPU memory pages size: ${countBytes(j.checkpoint_size.amd_gpu_memory_pages_size)}` });
