@@ -36,6 +36,28 @@ export function contentBlobStore(conn: Connection, image: string): BlobStore {
           const stream = readContent(conn, d.digest);
           return { stream, async close() { stream.destroy(); } };
         },
+        // containerd's Read takes an offset and a size: an uncompressed layer is read in place.
+        async openRandom() {
+          const info = await contentInfo(conn, d.digest);
+          if (!info) throw new NotFoundError(`${describe} is not in containerd's content store`);
+          const size = info.size;
+          return {
+            size,
+            async read(pos: number, len: number): Promise<Buffer> {
+              const want = Math.max(0, Math.min(len, size - pos));
+              if (want === 0) return Buffer.alloc(0);
+              const parts: Buffer[] = [];
+              let got = 0;
+              for await (const chunk of readContent(conn, d.digest, pos, want)) {
+                parts.push(chunk as Buffer);
+                got += (chunk as Buffer).length;
+                if (got > want) throw new InvalidArgumentError(`${describe}: containerd sent more than the ${want} bytes asked for`);
+              }
+              return Buffer.concat(parts, got);
+            },
+            async close() { /* each read is its own call */ },
+          };
+        },
       };
     },
   };

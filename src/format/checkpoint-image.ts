@@ -30,7 +30,7 @@ export interface Descriptor {
 export interface BlobStore {
   /** The blob whole; refused when the descriptor or the store says it is larger than maxBytes. */
   read(d: Descriptor, maxBytes: number): Promise<Buffer>;
-  /** The blob as an archive input (streamed, one pass per open). */
+  /** The blob as an archive input (streamed, one pass per open; random access where the store has it). */
   input(d: Descriptor, describe: string): ArchiveInput;
 }
 

@@ -53,7 +53,22 @@ export interface TarEntry {
    * was not read is skipped automatically when iteration continues.
    */
   body(): AsyncGenerator<Buffer>;
+  /** Where the body starts in the (decompressed) tar stream: with random access, it is read from there. */
+  dataOffset: number;
 }
+
+/**
+ * An input the reader can skip through without reading: `skip(n)` moves past the next n bytes
+ * (only called between next() calls) and returns false when fewer than n are left, so that a
+ * truncated archive is still read as far as it goes and reported. A plain file or a blob with
+ * random access gives one; a decompressor cannot.
+ */
+export interface SkippableIterator extends AsyncIterator<Buffer> {
+  skip(n: number): boolean;
+}
+
+/** Bodies (and their unread rest) at least this long are skipped over, not read, when the input can skip. */
+const SKIP_WITHOUT_READING = 256 * 1024;
 
 export interface TarReadOptions {
   /** Cap for one PAX record set or GNU long name (they are buffered in memory). Default 1 MiB. */
@@ -77,8 +92,10 @@ class ByteSource {
   private offset = 0; // into chunks[0]
   private buffered = 0;
   private ended = false;
+  /** Bytes handed out or skipped so far: the stream position of the next byte. */
+  position = 0;
 
-  constructor(private readonly it: AsyncIterator<Buffer>) {}
+  constructor(private readonly it: AsyncIterator<Buffer> | SkippableIterator) {}
 
   /** Ensures at least n bytes are buffered; false if the input ended first. */
   private async fill(n: number): Promise<boolean> {
@@ -115,9 +132,14 @@ class ByteSource {
     return this.take(max);
   }
 
-  /** Discards n bytes without keeping them. */
+  /** Discards n bytes without keeping them (without reading them, when the input can skip). */
   async skip(n: number, what: string): Promise<void> {
     let left = n;
+    while (left > 0 && this.buffered > 0) left -= this.take(left).length;
+    if (left >= SKIP_WITHOUT_READING && 'skip' in this.it && this.it.skip(left)) {
+      this.position += left;
+      return;
+    }
     while (left > 0) left -= (await this.readSome(left, what)).length;
   }
 
@@ -127,6 +149,7 @@ class ByteSource {
     const out = head.subarray(this.offset, this.offset + n);
     this.offset += n;
     this.buffered -= n;
+    this.position += n;
     if (this.offset === head.length) {
       this.chunks.shift();
       this.offset = 0;
@@ -245,11 +268,11 @@ const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
  * GNU long names) are folded into the entry they describe and never yielded.
  */
 export async function* readTarEntries(
-  input: AsyncIterable<Buffer>,
+  input: AsyncIterable<Buffer> | SkippableIterator,
   opts: TarReadOptions = {},
 ): AsyncGenerator<TarEntry> {
   const maxMeta = opts.maxMetadataBytes ?? DEFAULT_MAX_METADATA;
-  const src = new ByteSource(input[Symbol.asyncIterator]());
+  const src = new ByteSource(Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input);
   let global: PaxOverrides = {};
   let local: PaxOverrides = {};
   let longName: string | undefined;
@@ -337,7 +360,7 @@ export async function* readTarEntries(
         yield chunk;
       }
     }
-    yield { header, body };
+    yield { header, body, dataOffset: src.position };
     await src.skip(remaining, what);
     await src.skip(padding(size), `padding of ${JSON.stringify(name)}`);
   }
@@ -387,6 +410,13 @@ async function* translateDecompressErrors(stream: AsyncIterable<Buffer>, kind: s
     if (typeof code === 'string' && code.startsWith('Z_')) throw new TarFormatError(`${kind}: ${(err as Error).message}`);
     throw err;
   }
+}
+
+/** The compression an archive's first bytes (at least 4) announce. */
+export function compressionOf(head: Buffer): ArchiveCompression {
+  if (head.subarray(0, 2).equals(GZIP_MAGIC)) return 'gzip';
+  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) return 'zstd';
+  return 'none';
 }
 
 /**
