@@ -449,9 +449,44 @@ export async function openArchiveStream(
     decompressor = new ZstdDecompressStream();
   }
   if (!decompressor) return { compression, stream: prepend(first, it) };
-  const source = Readable.from(prepend(first, it), { objectMode: false });
+  const produced = { bytes: 0 };
+  const source = Readable.from(slicedForRatio(prepend(first, it), produced), { objectMode: false });
   // pipeline() destroys every stage when one fails, so an input read error surfaces from the
   // decompressor's iterator rather than leaving it waiting forever.
   const out = pipeline(source, decompressor, () => { /* errors surface through iteration */ });
-  return { compression, stream: translateDecompressErrors(out, compression) };
+  return { compression, stream: countBytes(translateDecompressErrors(out, compression), produced) };
+}
+
+/**
+ * A Transform's backpressure acts between its input chunks only: whatever one chunk decompresses
+ * to is buffered at once, and a few KiB of zstd (RLE blocks) or gzip can expand to hundreds of
+ * MiB. Compressed input is therefore handed on in slices sized from the ratio seen so far, so
+ * that one slice's output stays near SLICE_OUTPUT_TARGET (at most ~2 MiB for the smallest
+ * slice of the most compressible zstd: 128 KiB RLE blocks of 4 bytes each); ordinary archives go
+ * in slices of up to 1 MiB.
+ */
+const SLICE_OUTPUT_TARGET = 4 * 1024 * 1024;
+const MIN_SLICE = 64;
+const MAX_SLICE = 1024 * 1024;
+
+async function* slicedForRatio(input: AsyncIterable<Buffer>, produced: { bytes: number }): AsyncGenerator<Buffer> {
+  let consumed = 0;
+  for await (const chunk of input) {
+    for (let at = 0; at < chunk.length;) {
+      // Until output has been seen, assume the worst (MIN_SLICE).
+      const ratio = consumed > 0 && produced.bytes > 0 ? Math.max(1, produced.bytes / consumed) : SLICE_OUTPUT_TARGET / MIN_SLICE;
+      const size = Math.min(MAX_SLICE, Math.max(MIN_SLICE, Math.floor(SLICE_OUTPUT_TARGET / ratio)));
+      const piece = chunk.subarray(at, at + size);
+      at += piece.length;
+      consumed += piece.length;
+      yield piece;
+    }
+  }
+}
+
+async function* countBytes(stream: AsyncIterable<Buffer>, counter: { bytes: number }): AsyncGenerator<Buffer> {
+  for await (const chunk of stream) {
+    counter.bytes += chunk.length;
+    yield chunk;
+  }
 }
