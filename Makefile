@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-inspect clean
 
 all: build
 
@@ -52,6 +52,12 @@ demo: build
 bench: build
 	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning
 	node build/bench/run.js
+	$(MAKE) bench-inspect
+
+# ferry inspect --all vs checkpointctl inspect --all of one 256 MiB checkpoint (~2 minutes; bench/inspect.ts).
+bench-inspect: build
+	$(NODE_BIN)/esbuild bench/inspect.ts --bundle --platform=node --target=node20 --outfile=build/bench/inspect.js --log-level=warning --external:zstd-napi
+	node build/bench/inspect.js
 
 clean:
 	rm -rf dist build
