@@ -44,6 +44,15 @@ export interface TarEntryHeader {
   /** Number of body bytes that follow the header. */
   size: number;
   mtime: number;
+  /** Device numbers of character and block devices (0 otherwise). */
+  devmajor: number;
+  devminor: number;
+  /**
+   * PAX records of the entry other than path, linkpath and size (e.g. `SCHILY.xattr.*`, a
+   * fractional `mtime`), raw bytes as stored; undefined when there are none. Writers that copy
+   * entries (rootfs-diff.ts) pass them on so that file capabilities and other xattrs survive.
+   */
+  pax?: Record<string, Buffer>;
 }
 
 export interface TarEntry {
@@ -226,7 +235,9 @@ function typeOf(flag: string): TarEntryType {
   }
 }
 
-interface PaxOverrides { path?: string; linkpath?: string; size?: number }
+const isDevice = (t: TarEntryType): boolean => t === 'char-device' || t === 'block-device';
+
+interface PaxOverrides { path?: string; linkpath?: string; size?: number; other?: Record<string, Buffer> }
 
 /** Parses "<len> <key>=<value>\n" records; strict about lengths so a record cannot hide another. */
 function parsePax(data: Buffer): PaxOverrides {
@@ -254,8 +265,12 @@ function parsePax(data: Buffer): PaxOverrides {
         throw new TarFormatError(`PAX header: bad size ${JSON.stringify(text)}`);
       }
       out.size = Number(text);
+    } else {
+      // Other keys (mtime, uid, xattrs, GNU.sparse.*) carry nothing our policy uses; they are
+      // kept for writers that copy entries. Object.create(null): a key is never a prototype.
+      out.other ??= Object.create(null) as Record<string, Buffer>;
+      out.other[key] = Buffer.from(value);
     }
-    // Other keys (mtime, uid, xattrs, GNU.sparse.*) carry nothing our policy uses.
     pos = end;
   }
   return out;
@@ -346,7 +361,11 @@ export async function* readTarEntries(
       gid: parseNumeric(block, 116, 8, 'gid'),
       size,
       mtime: parseNumeric(block, 136, 12, 'mtime'),
+      devmajor: isDevice(type) ? parseNumeric(block, 329, 8, 'devmajor') : 0,
+      devminor: isDevice(type) ? parseNumeric(block, 337, 8, 'devminor') : 0,
     };
+    const paxOther = global.other || local.other ? { ...global.other, ...local.other } : undefined;
+    if (paxOther) header.pax = paxOther;
     local = {};
     longName = undefined;
     longLink = undefined;
