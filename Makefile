@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-inspect clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-inspect bench-cri clean
 
 all: build
 
@@ -58,6 +58,12 @@ bench: build
 bench-inspect: build
 	$(NODE_BIN)/esbuild bench/inspect.ts --bundle --platform=node --target=node20 --outfile=build/bench/inspect.js --log-level=warning --external:zstd-napi
 	node build/bench/inspect.js
+
+# ferry as a CRI runtime handler vs containerd's runc handler (containerd 2.1 with CRI):
+# pod start, shim memory per pod, CheckpointContainer. Bundled like bench.
+bench-cri: build
+	$(NODE_BIN)/esbuild bench/cri.ts --bundle --platform=node --target=node20 --outfile=build/bench/cri.js --log-level=warning
+	node build/bench/cri.js
 
 clean:
 	rm -rf dist build
