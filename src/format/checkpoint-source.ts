@@ -1,11 +1,13 @@
 // Opens a checkpoint for reading without restoring it: a checkpoint archive (tar, tar+gzip,
 // tar+zstd: ferry's, containerd CRI's, Podman's, CRI-O's), an unpacked archive directory, or a
-// bare CRIU image directory. An archive is streamed, never unpacked to disk: one pass keeps the
-// small files in memory (bounded) and notes the size of every entry; the pages images are read
-// later, in one more pass, only for the byte ranges asked for (command lines, environments) or
-// streamed for a memory dump. Names are normalised as checkpointctl does (a leading `./`
-// dropped); only regular files are read — links, devices and FIFOs in an archive are listed as
-// skipped and never followed.
+// bare CRIU image directory (and, through checkpoint-image.ts, the archive in a checkpoint
+// image's layer). An archive is never unpacked to disk: one pass keeps the small files in memory
+// (bounded) and notes the size of every entry. The pages images are read later, only for the
+// byte ranges asked for (command lines, environments) or streamed for a memory dump: where the
+// archive is uncompressed and its input has random access, in place (the first pass skipped
+// over them without reading); otherwise in one more streamed pass. Names are normalised as
+// checkpointctl does (a leading `./` dropped); only regular files are read — links, devices and
+// FIFOs in an archive are listed as skipped and never followed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
