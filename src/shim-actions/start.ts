@@ -59,7 +59,9 @@ async function spawnDaemon(flags: ShimFlags, scriptPath: string, bundle: string,
   fs.chmodSync(socketPath, 0o600);
 
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  const child = spawn(process.execPath, [scriptPath, ...flags.argsWithoutAction], {
+  // The daemon runs with this process's node flags (the launcher's, shim/containerd-shim-ferry-v2)
+  // and environment, which the launcher already rid of NODE_EXTRA_CA_CERTS and NODE_OPTIONS.
+  const child = spawn(process.execPath, [...process.execArgv, scriptPath, ...flags.argsWithoutAction], {
     cwd: bundle,
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', fd],
