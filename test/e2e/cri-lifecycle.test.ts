@@ -137,10 +137,12 @@ describe.each(lanes())('CRI pod lifecycle: $name', (lane: Lane) => {
       const pods = await Promise.all(kinds.map((h) => newPod(`side-${h}`, h)));
       const ids = await Promise.all(pods.map((p) => cri.startContainer(p, { metadata: { name: 'counter' }, image: { image: c.image!.name }, command: COUNTER_COMMAND })));
       for (const id of ids) await cri.waitForState(id, ContainerState.CONTAINER_RUNNING);
-      const shimBinary = (podId: string) => c.shimDaemons(podId).map((d) => d.argv.find((a) => /containerd-shim-/.test(a)) ?? '')[0] ?? '';
+      // ferry's launcher (shim/containerd-shim-ferry-v2) execs node on dist/shim-entry.js: its
+      // daemons show that in their argv, the Go shim its own binary.
+      const shimBinary = (podId: string) => c.shimDaemons(podId).map((d) => d.argv.find((a) => /containerd-shim-|\/shim-entry\.js$/.test(a)) ?? '')[0] ?? '';
       expect(shimBinary(pods[0]!.id)).toMatch(/containerd-shim-runc-v2$/);
-      expect(shimBinary(pods[1]!.id)).toMatch(/containerd-shim-ferry-v2$/);
-      expect(shimBinary(pods[2]!.id)).toMatch(/containerd-shim-ferry-v2$/); // runtime_path: ferry under runc's name
+      expect(shimBinary(pods[1]!.id)).toMatch(/\/dist\/shim-entry\.js$/);
+      expect(shimBinary(pods[2]!.id)).toMatch(/\/dist\/shim-entry\.js$/); // runtime_path: ferry under runc's name
       expect(c.shimDaemons()).toHaveLength(3);
       for (const id of ids) {
         const r = await cri.runtime('execSync', { containerId: id, cmd: ['cat', '/tmp/count'], timeout: 20n });
