@@ -170,6 +170,13 @@ describe.each(lanes())('ferry inspect of real checkpoints [$name]', (lane: Lane)
       expect(native.checkpoint_size.total_size).toBe(j.checkpoint_size.total_size);
       expect(native.checkpoint_size.memory_pages_size).toBe(j.checkpoint_size.memory_pages_size);
       expect(native.checkpoint_size.root_fs_diff_size).toBeGreaterThan(0);
+      // --memory reads the pages where they lie in the image's CRIU tar (containerd's Read by offset).
+      const table = await runFerry(containerd(), ['inspect', ref, '--memory', '--format', 'json']);
+      expect(table.code).toBe(0);
+      expect(JSON.parse(table.stdout)).toContainEqual(expect.objectContaining({ pid: native.process_tree!.pid, process_name: 'sh', memory_size: expect.any(Number) }));
+      const found = await runFerry(containerd(), ['inspect', ref, '--memory', String(native.process_tree!.pid), '--search', `${VAR}=${VALUE}`, '--format', 'json']);
+      expect(found.code).toBe(0);
+      expect(JSON.parse(found.stdout)).toContainEqual(expect.objectContaining({ match: `${VAR}=${VALUE}`, address: expect.stringMatching(/^0x[0-9a-f]+$/) }));
 
       // The archive at / of an image that buildah built, imported into containerd: exactly what
       // the archive shows, plus the image it came from.
