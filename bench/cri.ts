@@ -140,6 +140,13 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(out, 'results-cri.json'), `${JSON.stringify(result, null, 2)}\n`);
     console.log(`\n${render(result)}\n`);
     log(`written build/bench/results-cri.json; total ${((Date.now() - t00) / 1000).toFixed(0)} s`);
+  } catch (err) {
+    // Keep containerd's log (with the shims' lines) for the failure; stop() removes its dir.
+    const keep = path.join(REPO_ROOT, 'build', 'bench', 'cri-containerd-failure.log');
+    fs.mkdirSync(path.dirname(keep), { recursive: true });
+    fs.copyFileSync(c.logPath, keep);
+    log(`FAILED; containerd's log kept in ${keep}`);
+    throw err;
   } finally {
     cri.close();
     await c.stop();
