@@ -35,15 +35,17 @@ async function json(cmd: string, args: string[]): Promise<Json> {
 }
 
 describe.each(lanes().filter((l) => l.containerd === '2.1'))('ferry inspect of a containerd CRI checkpoint archive [$name]', (lane: Lane) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-inspect-cri-'));
-  const dir = path.join(tmp, 'checkpoints');
+  let tmp = '';
+  let dir = '';
   let archive: string;
   beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-inspect-cri-'));
+    dir = path.join(tmp, 'checkpoints');
     fs.mkdirSync(dir);
     archive = path.join(dir, 'checkpoint-counters_default-counter-2026-01-01T00:00:00Z.tar');
     await makeCriCheckpointArchive(archive, { handler: isGoShim(lane) ? CRI_HANDLERS.runc : CRI_HANDLERS.ferry });
   }, 300000);
-  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  afterAll(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
 
   test('engine containerd, the CRI names, the gzip root-fs diff by size, statistics, the tree; checkpointctl agrees; ferry list lists it', async () => {
     const spec = JSON.parse((await run('tar', ['-xOf', archive, 'spec.dump'], { maxBuffer: 16 << 20 })).stdout) as { annotations: Record<string, string> };

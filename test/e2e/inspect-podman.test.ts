@@ -70,14 +70,17 @@ async function checkpointctlJson(file: string): Promise<Json> {
 }
 
 describe('ferry inspect of Podman archives (podman 4.3.1, runc, CRIU 4.2)', () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-inspect-podman-'));
   const image = `localhost/ferry-inspect-${process.pid}:latest`;
   const name = `ferry-inspect-pm-${process.pid}`;
-  const zstd = path.join(tmp, 'checkpoint.tar.zst');
-  const plain = path.join(tmp, 'checkpoint.tar');
+  let tmp = '';
+  let zstd = '';
+  let plain = '';
   let podman: { id: string; created: string; ip: string; mac: string; gateway: string; prefix: number; network: string };
 
   beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-inspect-podman-'));
+    zstd = path.join(tmp, 'checkpoint.tar.zst');
+    plain = path.join(tmp, 'checkpoint.tar');
     await loadPodmanTestImage(image);
     await podmanCmd(['run', '-d', ...PODMAN_RUN_FLAGS, '--name', name, '--env', `${VAR}=${VALUE}`, image, 'sh', '-c', SCRIPT]);
     // The pair is connected once /proc/net/tcp has the client's socket to the port in state 01
@@ -96,7 +99,7 @@ describe('ferry inspect of Podman archives (podman 4.3.1, runc, CRIU 4.2)', () =
   }, 240000);
   afterAll(async () => {
     await removePodmanLeftovers([name], image);
-    fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }, 120000);
 
   test.each([['zstd (default)', () => zstd], ['--compress none', () => plain]])('%s: what ferry and checkpointctl both show agrees; ferry adds the network, command lines and environment', async (_kind, file) => {
