@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e soak demo bench bench-quick bench-cri bench-export bench-import build/bench/run.js clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e soak demo bench bench-quick bench-inspect bench-cri bench-export bench-import build/bench/run.js clean
 
 all: build
 
@@ -59,16 +59,22 @@ demo: build
 # Bundled into build/bench/ so the test helpers find the repository two levels up.
 # `make bench` (unattended, ~15-25 min; records docs/benchmarks.{md,json}): every suite with
 # NODE_EXTRA_CA_CERTS in containerd's environment (as on this machine), then the start-up
-# sensitive suites without it. `make bench-quick`: a ~2-minute smoke run, never recorded.
+# sensitive suites without it, then bench-inspect. `make bench-quick`: a ~2-minute smoke run, never recorded.
 build/bench/run.js: build
 	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning --external:zstd-napi
 
 bench: build/bench/run.js
 	BENCH_CA=set node build/bench/run.js
 	BENCH_CA=unset BENCH_ONLY=lifecycle,operations BENCH_DEADLINE_MIN=5 node build/bench/run.js
+	$(MAKE) bench-inspect
 
 bench-quick: build/bench/run.js
 	BENCH_QUICK=1 node build/bench/run.js
+
+# ferry inspect --all vs checkpointctl inspect --all of one 256 MiB checkpoint (~2 minutes; bench/inspect.ts).
+bench-inspect: build
+	$(NODE_BIN)/esbuild bench/inspect.ts --bundle --platform=node --target=node20 --outfile=build/bench/inspect.js --log-level=warning --external:zstd-napi
+	node build/bench/inspect.js
 
 # ferry as a CRI runtime handler vs containerd's runc handler (containerd 2.1 with CRI):
 # pod start, shim memory per pod, CheckpointContainer. Bundled like bench.

@@ -34,6 +34,19 @@ export interface ContainerInfo {
   pod: string;
 }
 
+/** One network of a Podman container, as checkpointctl (HEAD) shows it from network.status. */
+export interface NetworkInfo {
+  name: string;
+  interfaces: Record<string, { ip?: string; mac?: string; gateway?: string }>;
+}
+
+export interface PodmanNetworkInfo {
+  /** Every interface's address (without prefix length), comma separated. */
+  ip: string;
+  mac: string;
+  networks: NetworkInfo[];
+}
+
 export interface ArchiveSizes {
   checkpointSize: number;
   pagesSize: number;
@@ -125,11 +138,61 @@ export function archiveSizes(src: CheckpointSource): ArchiveSizes {
 
 /** What dump.log's first lines say: CRIU's version and the kernel it ran on. */
 export async function criuDumpFacts(src: CheckpointSource): Promise<{ criuVersion?: string; kernel?: string }> {
-  const size = src.files.get(ArchiveFile.dumpLog);
-  if (size === undefined) return {};
   const buf = await src.readFile(ArchiveFile.dumpLog, 64 * 1024 * 1024);
+  if (!buf) return {};
   const head = (buf ?? Buffer.alloc(0)).subarray(0, 16384).toString('utf8');
   const version = /Version: (\S+)/.exec(head)?.[1];
   const kernel = /Running on \S+ (Linux [^\n]*)/.exec(head)?.[1]?.trim();
   return { criuVersion: version, kernel };
+}
+
+/**
+ * Podman's network.status (`map[network]{interfaces: map[if]{subnets: [{ipnet, gateway}],
+ * mac_address}}`, the same in podman 4.3 and 5) as checkpointctl HEAD's getPodmanInfo reads it:
+ * networks and interfaces sorted by name, an interface's last subnet wins, ip and mac are every
+ * interface's joined by ", ". A file that is not that shape is ignored, as checkpointctl does.
+ */
+export function podmanNetworks(buf: Buffer | undefined): PodmanNetworkInfo | undefined {
+  if (!buf) return undefined;
+  let status: unknown;
+  try {
+    status = JSON.parse(buf.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObj(status)) return undefined;
+  const ips: string[] = [];
+  const macs: string[] = [];
+  const networks: NetworkInfo[] = [];
+  for (const name of Object.keys(status).sort()) {
+    const net = status[name];
+    const ifaces = isObj(net) && isObj(net.interfaces) ? net.interfaces : {};
+    const node: NetworkInfo = { name, interfaces: {} };
+    for (const ifName of Object.keys(ifaces).sort()) {
+      const iface = ifaces[ifName];
+      const out: { ip?: string; mac?: string; gateway?: string } = {};
+      if (isObj(iface)) {
+        const mac = str(iface.mac_address);
+        if (mac) {
+          macs.push(mac);
+          out.mac = mac;
+        }
+        for (const subnet of Array.isArray(iface.subnets) ? iface.subnets : []) {
+          if (!isObj(subnet)) continue;
+          const ipnet = str(subnet.ipnet);
+          if (ipnet) {
+            out.ip = ipnet;
+            const ip = ipnet.split('/')[0];
+            if (ip) ips.push(ip);
+          }
+          const gw = str(subnet.gateway);
+          if (gw) out.gateway = gw;
+        }
+      }
+      node.interfaces[ifName] = { ...(out.ip ? { ip: out.ip } : {}), ...(out.mac ? { mac: out.mac } : {}), ...(out.gateway ? { gateway: out.gateway } : {}) };
+    }
+    networks.push(node);
+  }
+  return { ip: ips.join(', '), mac: macs.join(', '), networks };
 }

@@ -5,7 +5,7 @@
 // bare CRIU image directory are inspected alike.
 import { ArchiveFile } from './layout';
 import type { CheckpointSource } from './checkpoint-source';
-import { archiveSizes, containerInfo, criuDumpFacts, goRfc3339, isZeroTime, readConfigDump, readSpecDump, type ContainerConfigDump, type SpecDump } from './checkpoint-info';
+import { archiveSizes, containerInfo, criuDumpFacts, goRfc3339, isZeroTime, podmanNetworks, readConfigDump, readSpecDump, type ContainerConfigDump, type NetworkInfo, type SpecDump } from './checkpoint-info';
 import { CheckpointImages, findProcess, type ProcessNode } from './criu/explore';
 import { readInventory, readPstree, readStats } from './criu/images';
 import { MapImageStore } from './criu/map-store';
@@ -45,6 +45,8 @@ export interface InspectJson {
   engine: string;
   ip?: string;
   mac?: string;
+  /** Podman: network.status, as checkpointctl HEAD shows it (1.3 does not). */
+  networks?: NetworkInfo[];
   checkpoint_size: { total_size?: number; memory_pages_size?: number; amd_gpu_memory_pages_size?: number; root_fs_diff_size?: number };
   statistics?: { freezing_time?: number; frozen_time?: number; memdump_time?: number; memwrite_time?: number; pages_scanned?: number; pages_written?: number };
   metadata?: { pod_name?: string; kubernetes_namespace?: string; annotations?: Record<string, string> };
@@ -54,6 +56,8 @@ export interface InspectJson {
   mounts?: { destination: string; type: string; source: string }[];
   /** ferry: what the checkpoint records of CRIU and the host. */
   criu?: { version?: string; kernel?: string; image_version?: number };
+  /** ferry: the checkpoint image the checkpoint was read from (`oci`: the archive at / of an image; `containerd`: ctr's own). */
+  checkpoint_image?: { name: string; format: string; digest: string; media_type: string; created?: string; annotations?: Record<string, string> };
   /** ferry: the completeness check (inspect --verify). */
   verify?: { ok: boolean; problems: string[] };
 }
@@ -145,9 +149,15 @@ async function psJson(images: CheckpointImages, node: ProcessNode, opts: Inspect
 /** Collects what `opts` asks for. Bad content throws a FerryError naming the file. */
 export async function inspectCheckpoint(src: CheckpointSource, opts: InspectOptions): Promise<InspectResult> {
   const bare = src.kind === 'criu-images';
-  const config: ContainerConfigDump = bare ? {} : await readConfigDump(src);
-  const spec: SpecDump = bare ? {} : await readSpecDump(src);
+  const config: ContainerConfigDump = src.metadata?.config ?? (bare ? {} : await readConfigDump(src));
+  const spec: SpecDump = src.metadata?.spec ?? (bare ? {} : await readSpecDump(src));
   const info = bare ? { name: '', engine: 'containerd', created: goRfc3339(undefined), ip: '', mac: '', namespace: '', pod: '' } : containerInfo(config, spec);
+  // containerd's own checkpoint image names no container; its id (from the spec) is what ctr shows.
+  if (src.kind === 'containerd-image' && !info.name) info.name = str(config.name);
+  if (info.engine === 'Podman' && src.files.has(ArchiveFile.networkStatus)) {
+    const net = podmanNetworks(await src.readFile(ArchiveFile.networkStatus, 1024 * 1024));
+    if (net) Object.assign(info, { ip: net.ip, mac: net.mac, networks: net.networks });
+  }
   const sizes = archiveSizes(src);
   const json: InspectJson = {
     container_name: info.name,
@@ -159,6 +169,7 @@ export async function inspectCheckpoint(src: CheckpointSource, opts: InspectOpti
     engine: info.engine,
     ip: info.ip,
     mac: info.mac,
+    networks: (info as { networks?: NetworkInfo[] }).networks,
     checkpoint_size: omitEmpty({ total_size: sizes.checkpointSize, memory_pages_size: sizes.pagesSize, amd_gpu_memory_pages_size: sizes.amdgpuPagesSize, root_fs_diff_size: sizes.rootFsDiffSize }),
   };
   const images = new CheckpointImages(src.images);
@@ -238,6 +249,10 @@ export async function inspectCheckpoint(src: CheckpointSource, opts: InspectOpti
     if (!opts.verify) throw err;
   }
   json.criu = omitEmpty({ version: facts.criuVersion, kernel: facts.kernel, image_version: imageVersion });
+  if (src.image) {
+    const i = src.image;
+    json.checkpoint_image = omitEmpty({ name: i.name, format: i.format, digest: i.digest, media_type: i.mediaType, created: i.created, annotations: i.annotations });
+  }
   let report: VerifyReport | undefined;
   if (opts.verify) {
     report = await verifyCriuImages(src.images);

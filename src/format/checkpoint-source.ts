@@ -1,24 +1,34 @@
 // Opens a checkpoint for reading without restoring it: a checkpoint archive (tar, tar+gzip,
 // tar+zstd: ferry's, containerd CRI's, Podman's, CRI-O's), an unpacked archive directory, or a
-// bare CRIU image directory. An archive is streamed, never unpacked to disk: one pass keeps the
-// small files in memory (bounded) and notes the size of every entry; the pages images are read
-// later, in one more pass, only for the byte ranges asked for (command lines, environments) or
-// streamed for a memory dump. Names are normalised as checkpointctl does (a leading `./`
-// dropped); only regular files are read — links, devices and FIFOs in an archive are listed as
-// skipped and never followed.
+// bare CRIU image directory (and, through checkpoint-image.ts, the archive in a checkpoint
+// image's layer). An archive is never unpacked to disk: one pass keeps the small files in memory
+// (bounded) and notes the size of every entry. The pages images are read later, only for the
+// byte ranges asked for (command lines, environments) or streamed for a memory dump: where the
+// archive is uncompressed and its input has random access, in place (the first pass skipped
+// over them without reading); otherwise in one more streamed pass. Names are normalised as
+// checkpointctl does (a leading `./` dropped); only regular files are read — links, devices and
+// FIFOs in an archive are listed as skipped and never followed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors';
 import { fileTypeName } from './file-type';
 import { AMDGPU_PAGES_PREFIX, ArchiveFile, PAGES_PREFIX } from './layout';
-import { openArchiveStream, readTarEntries, TarFormatError, type ArchiveCompression } from './tar-reader';
+import { compressionOf, openArchiveStream, readTarEntries, TarFormatError, type ArchiveCompression, type SkippableIterator } from './tar-reader';
 import { checkImageName, checkRanges, DirImageStore, MAX_IMAGE_BYTES, type ByteRange, type ImageStore } from './criu/image-store';
 import { readCheckpointFile } from './safe-read';
+import type { ContainerConfigDump, SpecDump } from './checkpoint-info';
+import type { CheckpointImageInfo } from './checkpoint-image';
 
 export interface CheckpointSource {
   /** The path given. */
   location: string;
-  kind: 'archive' | 'directory' | 'criu-images';
+  /**
+   * archive: a checkpoint archive file; directory: an unpacked one; criu-images: bare CRIU
+   * images; oci-image: the archive at / of a checkpoint image; containerd-image: containerd's
+   * own checkpoint image (checkpoint-image.ts).
+   */
+  kind: 'archive' | 'directory' | 'criu-images' | 'oci-image' | 'containerd-image';
   compression?: ArchiveCompression;
   /** Regular files by normalised name (`config.dump`, `checkpoint/pstree.img`) and their sizes. */
   files: Map<string, number>;
@@ -28,6 +38,10 @@ export interface CheckpointSource {
   readFile(name: string, maxBytes?: number): Promise<Buffer | undefined>;
   /** The CRIU images (checkpoint/ of an archive; the directory itself for a bare image dir). */
   images: ImageStore;
+  /** What config.dump and spec.dump would say, for a source that has neither (containerd's own checkpoint image). */
+  metadata?: { config: ContainerConfigDump; spec: SpecDump };
+  /** The image, when the checkpoint came from an image store. */
+  image?: CheckpointImageInfo;
 }
 
 export interface SourceLimits {
@@ -61,51 +75,175 @@ function isBulk(name: string): boolean {
     name === ArchiveFile.restoreLog || name.includes('/');
 }
 
+/**
+ * Where an archive's bytes come from: a file, or a blob of containerd's content store (a
+ * checkpoint image's layer). Each open() starts a new pass at the first byte; close() ends it
+ * early (the reader stops a pass as soon as it has what it came for).
+ */
+export interface ArchiveInput {
+  /** How the archive is named in messages (a path, or `image NAME layer sha256:…`). */
+  describe: string;
+  open(): Promise<{ stream: Readable; close(): Promise<void> }>;
+  /**
+   * Random access to the raw bytes, where the input has it. An uncompressed archive is then
+   * indexed by reading its headers and small files only (bulk bodies are skipped), and ranges of
+   * its files are read where they lie instead of in another pass.
+   */
+  openRandom?(): Promise<RandomAccess>;
+}
+
+/** Random access to an archive's raw bytes (a file; a blob of containerd's content store). */
+export interface RandomAccess {
+  size: number;
+  /** `len` bytes at `pos`, fewer only where the input ends. */
+  read(pos: number, len: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+const openFlags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+/** A checkpoint archive file; opened without following a symlink. */
+export function fileArchiveInput(file: string): ArchiveInput {
+  return {
+    describe: file,
+    async open() {
+      const fh = await fs.promises.open(file, openFlags);
+      const input = fh.createReadStream({ highWaterMark: 1 << 20 });
+      return {
+        stream: input,
+        async close() {
+          input.destroy();
+          await fh.close().catch(() => undefined);
+        },
+      };
+    },
+    async openRandom() {
+      const fh = await fs.promises.open(file, openFlags);
+      const { size } = await fh.stat();
+      return {
+        size,
+        async read(pos, len) {
+          const buf = Buffer.allocUnsafe(Math.max(0, Math.min(len, size - pos)));
+          let got = 0;
+          while (got < buf.length) {
+            const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
+            if (bytesRead === 0) break;
+            got += bytesRead;
+          }
+          return buf.subarray(0, got);
+        },
+        close: () => fh.close(),
+      };
+    },
+  };
+}
+
+/**
+ * Chunks of a RandomAccess from the start, for the tar reader: small reads after a skip (the
+ * next header), growing while it reads on; skips move the position without reading.
+ */
+class RandomAccessIterator implements SkippableIterator {
+  private pos = 0;
+  private chunk = SMALL_READ;
+
+  constructor(private readonly ra: RandomAccess) {}
+
+  async next(): Promise<IteratorResult<Buffer>> {
+    if (this.pos >= this.ra.size) return { done: true, value: undefined };
+    const b = await this.ra.read(this.pos, this.chunk);
+    if (b.length === 0) return { done: true, value: undefined };
+    this.pos += b.length;
+    this.chunk = Math.min(this.chunk * 4, LARGE_READ);
+    return { done: false, value: b };
+  }
+
+  skip(n: number): boolean {
+    if (this.pos + n > this.ra.size) return false;
+    this.pos += n;
+    this.chunk = SMALL_READ;
+    return true;
+  }
+}
+
+const SMALL_READ = 64 * 1024;
+const LARGE_READ = 1024 * 1024;
+
 class ArchiveReader {
   readonly files = new Map<string, number>();
   readonly kept = new Map<string, Buffer>();
   readonly skipped: string[] = [];
   compression: ArchiveCompression = 'none';
   private readonly ranges = new Map<string, Buffer>();
+  readonly archive: string;
 
-  constructor(readonly archive: string, private readonly limits: Required<SourceLimits>) {}
+  constructor(private readonly input: ArchiveInput, private readonly limits: Required<SourceLimits>) {
+    this.archive = input.describe;
+  }
 
   private wrap(err: unknown): unknown {
     if (err instanceof TarFormatError) return new InvalidArgumentError(`checkpoint archive ${this.archive}: ${err.message}`);
     return err;
   }
 
-  /** Streams the archive; `visit` gets each regular file's normalised name, size and body. Stops early when visit returns 'stop'. */
-  async walk(visit: (name: string, size: number, body: () => AsyncGenerator<Buffer>) => Promise<'stop' | void>): Promise<void> {
-    const fh = await fs.promises.open(this.archive, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    const input = fh.createReadStream({ highWaterMark: 1 << 20 });
+  /** Where each file's body starts in the archive, when the archive is read with random access. */
+  private offsets?: Map<string, number>;
+
+  /** True once the index pass found an uncompressed archive with random access: ranges are read in place. */
+  get randomAccess(): boolean {
+    return this.offsets !== undefined;
+  }
+
+  /**
+   * One pass over the archive; `visit` gets each regular file's normalised name, size, body
+   * and body offset. Stops early when visit returns 'stop'. `indexing`: the first pass, which
+   * notes the skipped entries and picks random access when the input allows it.
+   */
+  async walk(visit: (name: string, size: number, body: () => AsyncGenerator<Buffer>, offset: number) => Promise<'stop' | void>, indexing = false): Promise<void> {
+    let random: RandomAccess | undefined;
+    let input: { stream: Readable; close(): Promise<void> } | undefined;
     try {
-      const { compression, stream } = await openArchiveStream(input);
-      this.compression = compression;
+      let entries: AsyncIterable<{ header: { name: string; type: string; size: number }; body: () => AsyncGenerator<Buffer>; dataOffset: number }>;
+      if (this.input.openRandom && (indexing || this.randomAccess)) {
+        random = await this.input.openRandom();
+        if (compressionOf(await random.read(0, 4)) !== 'none') {
+          await random.close();
+          random = undefined;
+        }
+      }
+      if (random) {
+        entries = readTarEntries(new RandomAccessIterator(random));
+        if (indexing) this.offsets = new Map();
+      } else {
+        input = await this.input.open();
+        const opened = await openArchiveStream(input.stream);
+        this.compression = opened.compression;
+        entries = readTarEntries(opened.stream);
+      }
       let count = 0;
-      for await (const entry of readTarEntries(stream)) {
+      for await (const entry of entries) {
         if (++count > this.limits.maxEntries) throw new InvalidArgumentError(`checkpoint archive ${this.archive} has more than ${this.limits.maxEntries} entries`);
         const name = normaliseEntryName(entry.header.name);
         if (name === undefined || entry.header.type === 'directory') continue;
         if (entry.header.type !== 'file') {
-          this.skipped.push(`${name} (${entry.header.type})`);
+          if (indexing) this.skipped.push(`${name} (${entry.header.type})`);
           continue;
         }
-        if ((await visit(name, entry.header.size, entry.body)) === 'stop') break;
+        if ((await visit(name, entry.header.size, entry.body, entry.dataOffset)) === 'stop') break;
       }
     } catch (err) {
       throw this.wrap(err);
     } finally {
-      input.destroy();
-      await fh.close().catch(() => undefined);
+      await random?.close().catch(() => undefined);
+      await input?.close();
     }
   }
 
   async index(): Promise<void> {
     let kept = 0;
-    await this.walk(async (name, size, body) => {
+    await this.walk(async (name, size, body, offset) => {
       if (this.files.has(name)) throw new InvalidArgumentError(`checkpoint archive ${this.archive}: ${name} appears twice`);
       this.files.set(name, size);
+      this.offsets?.set(name, offset);
       if (isBulk(name) || size > SMALL_FILE_MAX) return;
       kept += size;
       if (kept > this.limits.maxMemoryBytes) throw new InvalidArgumentError(`checkpoint archive ${this.archive}: its metadata and images add up to more than ${this.limits.maxMemoryBytes} bytes`);
@@ -116,7 +254,26 @@ class ArchiveReader {
         len += chunk.length;
       }
       this.kept.set(name, buf);
-    });
+    }, true);
+  }
+
+  /** With random access: bytes [offset, offset+length) of file `name`, read where they lie. */
+  private async readInPlace(ra: RandomAccess, name: string, r: ByteRange): Promise<Buffer> {
+    const at = (this.offsets as Map<string, number>).get(name) as number;
+    const buf = await ra.read(at + r.offset, r.length);
+    if (buf.length !== r.length) throw new InvalidArgumentError(`checkpoint archive ${this.archive}: ${name} ends before its declared size (the archive is truncated)`);
+    return buf;
+  }
+
+  /** With random access: file `name` in chunks of at most 1 MiB. */
+  async *streamInPlace(name: string): AsyncGenerator<Buffer> {
+    const size = this.files.get(name) ?? 0;
+    const ra = await (this.input.openRandom as () => Promise<RandomAccess>)();
+    try {
+      for (let pos = 0; pos < size; pos += LARGE_READ) yield await this.readInPlace(ra, name, { offset: pos, length: Math.min(LARGE_READ, size - pos) });
+    } finally {
+      await ra.close().catch(() => undefined);
+    }
   }
 
   private static key(name: string, r: ByteRange): string {
@@ -134,6 +291,15 @@ class ArchiveReader {
       if (todo.length) byName.set(w.name, [...(byName.get(w.name) ?? []), ...todo]);
     }
     if (byName.size === 0) return;
+    if (this.randomAccess) {
+      const ra = await (this.input.openRandom as () => Promise<RandomAccess>)();
+      try {
+        for (const [name, ranges] of byName) for (const r of ranges) this.ranges.set(ArchiveReader.key(name, r), await this.readInPlace(ra, name, r));
+      } finally {
+        await ra.close().catch(() => undefined);
+      }
+      return;
+    }
     let left = byName.size;
     await this.walk(async (name, _size, body) => {
       const ranges = byName.get(name);
@@ -213,33 +379,45 @@ class ArchiveImageStore implements ImageStore {
       yield kept;
       return;
     }
-    // An async generator cannot yield from inside walk's callback: hand chunks over one at a time.
+    if (this.reader.randomAccess) {
+      yield* this.reader.streamInPlace(full);
+      return;
+    }
+    // An async generator cannot yield from inside walk's callback: hand chunks over one at a
+    // time. A consumer that stops early (memoryPieces, once it has every run) ends the pass.
     const queue: Buffer[] = [];
     let done = false;
+    let cancelled = false;
     let failure: unknown;
     let wake: (() => void) | undefined;
     let resume: (() => void) | undefined;
     const walking = this.reader.walk(async (n, _s, body) => {
       if (n !== full) return;
       for await (const chunk of body()) {
+        if (cancelled) break;
         queue.push(Buffer.from(chunk));
         wake?.();
         if (queue.length > 4) await new Promise<void>((r) => { resume = r; });
       }
       return 'stop';
     }).then(() => { done = true; wake?.(); }, (err) => { failure = err; done = true; wake?.(); });
-    for (;;) {
-      if (queue.length > 0) {
-        yield queue.shift() as Buffer;
-        resume?.();
-        resume = undefined;
-        continue;
+    try {
+      for (;;) {
+        if (queue.length > 0) {
+          yield queue.shift() as Buffer;
+          resume?.();
+          resume = undefined;
+          continue;
+        }
+        if (done) break;
+        await new Promise<void>((r) => { wake = r; });
+        wake = undefined;
       }
-      if (done) break;
-      await new Promise<void>((r) => { wake = r; });
-      wake = undefined;
+    } finally {
+      cancelled = true;
+      resume?.();
+      await walking;
     }
-    await walking;
     if (failure) throw failure;
   }
 }
@@ -287,7 +465,16 @@ export async function openCheckpointSource(location: string, limits: SourceLimit
     };
   }
   if (!st.isFile()) throw new InvalidArgumentError(`checkpoint ${location} is a ${fileTypeName(st)}, not an archive file or a directory`);
-  const reader = new ArchiveReader(location, { maxMemoryBytes: limits.maxMemoryBytes ?? DEFAULT_MAX_MEMORY, maxEntries: limits.maxEntries ?? DEFAULT_MAX_ENTRIES });
+  return openArchiveSource(fileArchiveInput(location), limits);
+}
+
+/**
+ * A checkpoint archive read from `input` (a file, or the layer of a checkpoint image): indexed
+ * in one streamed pass, then read again only for what is asked.
+ */
+export async function openArchiveSource(input: ArchiveInput, limits: SourceLimits = {}): Promise<CheckpointSource> {
+  const location = input.describe;
+  const reader = new ArchiveReader(input, { maxMemoryBytes: limits.maxMemoryBytes ?? DEFAULT_MAX_MEMORY, maxEntries: limits.maxEntries ?? DEFAULT_MAX_ENTRIES });
   await reader.index();
   const hasCheckpoint = [...reader.files.keys()].some((n) => n.startsWith(CHECKPOINT_PREFIX));
   // A flat CRIU tar (containerd's criu.tar, `ctr t checkpoint --image-path` tarred) has the images at the top.

@@ -80,6 +80,13 @@ export const ContainerdMediaType = {
   runtimeOptions: 'application/vnd.containerd.container.checkpoint.runtime.options+proto',
 } as const;
 
+/** Docker's media types, which containerd's image store also holds (images pulled or imported from Docker). */
+export const DockerMediaType = {
+  manifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  manifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  layerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+} as const;
+
 /** Annotations of containerd's own checkpoint index. */
 export const ContainerdCheckpointAnnotation = {
   imageRefName: 'org.opencontainers.image.ref.name',

@@ -61,7 +61,22 @@ export interface TarEntry {
    * was not read is skipped automatically when iteration continues.
    */
   body(): AsyncGenerator<Buffer>;
+  /** Where the body starts in the (decompressed) tar stream: with random access, it is read from there. */
+  dataOffset: number;
 }
+
+/**
+ * An input the reader can skip through without reading: `skip(n)` moves past the next n bytes
+ * (only called between next() calls) and returns false when fewer than n are left, so that a
+ * truncated archive is still read as far as it goes and reported. A plain file or a blob with
+ * random access gives one; a decompressor cannot.
+ */
+export interface SkippableIterator extends AsyncIterator<Buffer> {
+  skip(n: number): boolean;
+}
+
+/** Bodies (and their unread rest) at least this long are skipped over, not read, when the input can skip. */
+const SKIP_WITHOUT_READING = 256 * 1024;
 
 export interface TarReadOptions {
   /** Cap for one PAX record set or GNU long name (they are buffered in memory). Default 1 MiB. */
@@ -85,8 +100,10 @@ class ByteSource {
   private offset = 0; // into chunks[0]
   private buffered = 0;
   private ended = false;
+  /** Bytes handed out or skipped so far: the stream position of the next byte. */
+  position = 0;
 
-  constructor(private readonly it: AsyncIterator<Buffer>) {}
+  constructor(private readonly it: AsyncIterator<Buffer> | SkippableIterator) {}
 
   /** Ensures at least n bytes are buffered; false if the input ended first. */
   private async fill(n: number): Promise<boolean> {
@@ -123,9 +140,14 @@ class ByteSource {
     return this.take(max);
   }
 
-  /** Discards n bytes without keeping them. */
+  /** Discards n bytes without keeping them (without reading them, when the input can skip). */
   async skip(n: number, what: string): Promise<void> {
     let left = n;
+    while (left > 0 && this.buffered > 0) left -= this.take(left).length;
+    if (left >= SKIP_WITHOUT_READING && 'skip' in this.it && this.it.skip(left)) {
+      this.position += left;
+      return;
+    }
     while (left > 0) left -= (await this.readSome(left, what)).length;
   }
 
@@ -135,6 +157,7 @@ class ByteSource {
     const out = head.subarray(this.offset, this.offset + n);
     this.offset += n;
     this.buffered -= n;
+    this.position += n;
     if (this.offset === head.length) {
       this.chunks.shift();
       this.offset = 0;
@@ -259,11 +282,11 @@ const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
  * GNU long names) are folded into the entry they describe and never yielded.
  */
 export async function* readTarEntries(
-  input: AsyncIterable<Buffer>,
+  input: AsyncIterable<Buffer> | SkippableIterator,
   opts: TarReadOptions = {},
 ): AsyncGenerator<TarEntry> {
   const maxMeta = opts.maxMetadataBytes ?? DEFAULT_MAX_METADATA;
-  const src = new ByteSource(input[Symbol.asyncIterator]());
+  const src = new ByteSource(Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input);
   let global: PaxOverrides = {};
   let local: PaxOverrides = {};
   let longName: string | undefined;
@@ -355,7 +378,7 @@ export async function* readTarEntries(
         yield chunk;
       }
     }
-    yield { header, body };
+    yield { header, body, dataOffset: src.position };
     await src.skip(remaining, what);
     await src.skip(padding(size), `padding of ${JSON.stringify(name)}`);
   }
@@ -410,6 +433,13 @@ async function* translateDecompressErrors(stream: AsyncIterable<Buffer>, kind: s
   }
 }
 
+/** The compression an archive's first bytes (at least 4) announce. */
+export function compressionOf(head: Buffer): ArchiveCompression {
+  if (head.subarray(0, 2).equals(GZIP_MAGIC)) return 'gzip';
+  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) return 'zstd';
+  return 'none';
+}
+
 /**
  * Detects the compression of `input` from its first bytes and returns the decompressed byte
  * stream. The first chunk is peeked, not consumed; if the input is shorter than a magic
@@ -440,9 +470,44 @@ export async function openArchiveStream(
     decompressor = createZstdDecompressStream();
   }
   if (!decompressor) return { compression, stream: prepend(first, it) };
-  const source = Readable.from(prepend(first, it), { objectMode: false });
+  const produced = { bytes: 0 };
+  const source = Readable.from(slicedForRatio(prepend(first, it), produced), { objectMode: false });
   // pipeline() destroys every stage when one fails, so an input read error surfaces from the
   // decompressor's iterator rather than leaving it waiting forever.
   const out = pipeline(source, decompressor, () => { /* errors surface through iteration */ });
-  return { compression, stream: translateDecompressErrors(out, compression) };
+  return { compression, stream: countBytes(translateDecompressErrors(out, compression), produced) };
+}
+
+/**
+ * A Transform's backpressure acts between its input chunks only: whatever one chunk decompresses
+ * to is buffered at once, and a few KiB of zstd (RLE blocks) or gzip can expand to hundreds of
+ * MiB. Compressed input is therefore handed on in slices sized from the ratio seen so far, so
+ * that one slice's output stays near SLICE_OUTPUT_TARGET (at most ~2 MiB for the smallest
+ * slice of the most compressible zstd: 128 KiB RLE blocks of 4 bytes each); ordinary archives go
+ * in slices of up to 1 MiB.
+ */
+const SLICE_OUTPUT_TARGET = 4 * 1024 * 1024;
+const MIN_SLICE = 64;
+const MAX_SLICE = 1024 * 1024;
+
+async function* slicedForRatio(input: AsyncIterable<Buffer>, produced: { bytes: number }): AsyncGenerator<Buffer> {
+  let consumed = 0;
+  for await (const chunk of input) {
+    for (let at = 0; at < chunk.length;) {
+      // Until output has been seen, assume the worst (MIN_SLICE).
+      const ratio = consumed > 0 && produced.bytes > 0 ? Math.max(1, produced.bytes / consumed) : SLICE_OUTPUT_TARGET / MIN_SLICE;
+      const size = Math.min(MAX_SLICE, Math.max(MIN_SLICE, Math.floor(SLICE_OUTPUT_TARGET / ratio)));
+      const piece = chunk.subarray(at, at + size);
+      at += piece.length;
+      consumed += piece.length;
+      yield piece;
+    }
+  }
+}
+
+async function* countBytes(stream: AsyncIterable<Buffer>, counter: { bytes: number }): AsyncGenerator<Buffer> {
+  for await (const chunk of stream) {
+    counter.bytes += chunk.length;
+    yield chunk;
+  }
 }

@@ -1,13 +1,16 @@
 // Issue 8: `ferry inspect` of real checkpoints. A container runs sh with two children — a
 // subshell holding /tmp/held open on fd 4, and busybox nc listening on a TCP port — and an
 // environment variable set; it is checkpointed through containerd by ferry's shim AND by the Go
-// shim (`ctr c checkpoint --task`), and the CRIU images are put into a Kubernetes-layout archive
-// ASSEMBLED by the test helpers (checkpoint-archive.ts; `ferry checkpoint --export` does not
-// exist yet). `ferry inspect` must show the tree, the command lines, the variable, the open file
-// and the listening port; checkpointctl 1.3.0 given the same archive must agree key by key on
-// everything both show. checkpointctl 1.3 reads a pagemap's page count only from
-// compat_nr_pages, which CRIU 4.2 writes as 0, so its command lines and environments come out
-// empty: those keys are compared only where checkpointctl has them.
+// shim (`ctr c checkpoint --task --rw --image`), and the CRIU images are put into a
+// Kubernetes-layout archive ASSEMBLED by the test helpers (checkpoint-archive.ts; `ferry
+// checkpoint --export` does not exist yet). `ferry inspect` must show the tree, the command
+// lines, the variable, the open file and the listening port; checkpointctl 1.3.0 given the same
+// archive must agree key by key on everything both show. checkpointctl 1.3 reads a pagemap's
+// page count only from compat_nr_pages, which CRIU 4.2 writes as 0, so its command lines and
+// environments come out empty: those keys are compared only where checkpointctl has them.
+// The same checkpoint is then inspected as images in containerd's store, by name, with the
+// same assertions: containerd's own checkpoint image that ctr made, and an OCI checkpoint image
+// that buildah makes of the archive (the archive at / of a scratch image, imported with ctr).
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,6 +20,8 @@ import { ctrOk } from '../helpers/checkpoint-content';
 import { assembleArchive, type AssembledArchive } from '../helpers/checkpoint-archive';
 import { ctrRunDetached, expectExit, lanes, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
 import { waitFor } from '../helpers/procfs';
+import { buildahCheckpointImage } from '../helpers/buildah';
+import { runFerry } from '../helpers/ferry-cli';
 
 jest.setTimeout(240000);
 const run = promisify(execFile);
@@ -32,6 +37,7 @@ interface Inspect {
   file_descriptors?: { pid: number; open_files?: { type: string; fd: string; path: string }[] }[];
   sockets?: { pid: number; open_sockets?: { protocol?: string; data: Record<string, unknown> }[] }[];
   mounts?: unknown[];
+  checkpoint_image?: { name: string; format: string; digest: string; annotations?: Record<string, string> };
 }
 
 const flatten = (p: Ps | undefined): Ps[] => (p ? [p, ...(p.children ?? []).flatMap(flatten)] : []);
@@ -51,13 +57,47 @@ async function ferryJson(args: string[]): Promise<Inspect> {
 const PORT = 7000 + (process.pid % 1000);
 const SCRIPT = `(exec 4>/tmp/held; while :; do sleep 1; done) & nc -l -p ${PORT} & while :; do sleep 1; done`;
 
+/** What every source of these checkpoints must show: the tree, command lines, variable, open file, listening port. */
+function expectTheFacts(j: Inspect): void {
+  const procs = flatten(j.process_tree);
+  const root = j.process_tree!;
+  expect(root.command).toBe('sh');
+  expect(root.cmdline).toBe(`sh -c ${SCRIPT} `);
+  expect(root.environment_variables?.[VAR]).toBe(VALUE);
+  const nc = procs.find((p) => p.command === 'nc');
+  expect(nc?.cmdline).toBe(`nc -l -p ${PORT} `);
+  expect(root.children?.map((p) => p.pid)).toContain(nc!.pid);
+  const holder = procs.find((p) => p !== root && p.command === 'sh');
+  expect(root.children?.map((p) => p.pid)).toContain(holder!.pid);
+  const files = j.file_descriptors!.find((f) => f.pid === holder!.pid)!.open_files!;
+  expect(files).toContainEqual({ type: 'REG', fd: 'REG 4', path: '/tmp/held' });
+  expect(files).toContainEqual({ type: '', fd: 'root', path: '/' });
+  const listen = j.sockets!.find((s) => s.pid === nc!.pid)!.open_sockets!;
+  expect(listen).toContainEqual(expect.objectContaining({ protocol: 'TCP', data: expect.objectContaining({ type: 'TCP', state: 'LISTEN', src_port: PORT }) }));
+}
+
 describe.each(lanes())('ferry inspect of real checkpoints [$name]', (lane: Lane) => {
   const containerd = useContainerd(lane);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-inspect-e2e-'));
-  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  // Made in beforeAll: a describe whose tests are all filtered out runs neither hook.
+  let tmp = '';
+  beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-inspect-e2e-')); });
+  afterAll(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
   const producers = [...new Set([lane.runtime, GO_SHIM])];
 
-  async function checkpointed(runtime: string, compress?: 'gzip' | 'zstd'): Promise<AssembledArchive> {
+  /** `ferry -a -n inspect NAME --all --format json` against this lane's containerd. */
+  async function ferryImageJson(name: string): Promise<Inspect> {
+    const r = await runFerry(containerd(), ['inspect', name, '--all', '--format', 'json']);
+    if (r.code !== 0) throw new Error(`ferry inspect ${name} exited ${r.code}: ${r.stderr}`);
+    const arr = JSON.parse(r.stdout) as Inspect[];
+    expect(arr).toHaveLength(1);
+    return arr[0];
+  }
+
+  /**
+   * Runs the container, checkpoints it (`ctr c checkpoint --task --rw --image`), assembles the
+   * archive, and hands both to `use` while the checkpoint image still exists.
+   */
+  async function withCheckpoint(runtime: string, compress: 'gzip' | 'zstd' | undefined, use: (archive: AssembledArchive, id: string, ref: string) => Promise<void>): Promise<void> {
     const c = containerd();
     const id = uniqueId('insp');
     const ref = `ckpt/${id}:v1`;
@@ -70,8 +110,9 @@ describe.each(lanes())('ferry inspect of real checkpoints [$name]', (lane: Lane)
         const r = await c.ctr(['task', 'exec', '--exec-id', uniqueId('ss'), id, 'cat', '/proc/net/tcp']);
         return r.stdout.includes(`:${PORT.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`) || undefined;
       }, 20000, 200);
-      await ctrOk(c, ['container', 'checkpoint', '--task', id, ref]);
-      return await assembleArchive(c, { id, ref, name: `${id}-${runtime === GO_SHIM ? 'go' : 'ferry'}`, runtime, dir: tmp, compress, createdTime, checkpointedTime: new Date().toISOString() });
+      await ctrOk(c, ['container', 'checkpoint', '--task', '--rw', '--image', id, ref]);
+      const archive = await assembleArchive(c, { id, ref, name: `${id}-${runtime === GO_SHIM ? 'go' : 'ferry'}`, runtime, dir: tmp, compress, createdTime, checkpointedTime: new Date().toISOString() });
+      await use(archive, id, ref);
     } finally {
       await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
       await waitForStatus(c, id, 'STOPPED').catch(() => undefined);
@@ -81,58 +122,89 @@ describe.each(lanes())('ferry inspect of real checkpoints [$name]', (lane: Lane)
     }
   }
 
-  test.each(producers)(`checkpoint by %s: tree, command lines, env var, open file, listening port; checkpointctl agrees [${lane.name}]`, async (runtime) => {
-    const archive = await checkpointed(runtime, runtime === GO_SHIM ? undefined : 'zstd');
-    const j = await ferryJson([archive.file, '--all']);
-    expect(j).toMatchObject({ container_name: archive.name, id: archive.config.id, runtime, engine: 'containerd', image: archive.config.rootfsImageName });
+  test.each(producers)(`checkpoint by %s: tree, command lines, env var, open file, listening port; checkpointctl agrees; the same from containerd's checkpoint image and from an OCI checkpoint image [${lane.name}]`, async (runtime) => {
+    await withCheckpoint(runtime, runtime === GO_SHIM ? undefined : 'zstd', async (archive, id, ref) => {
+      const j = await ferryJson([archive.file, '--all']);
+      expect(j).toMatchObject({ container_name: archive.name, id: archive.config.id, runtime, engine: 'containerd', image: archive.config.rootfsImageName });
+      expectTheFacts(j);
+      const procs = flatten(j.process_tree);
 
-    const procs = flatten(j.process_tree);
-    const root = j.process_tree!;
-    expect(root.command).toBe('sh');
-    expect(root.cmdline).toBe(`sh -c ${SCRIPT} `);
-    expect(root.environment_variables?.[VAR]).toBe(VALUE);
-    const nc = procs.find((p) => p.command === 'nc');
-    expect(nc?.cmdline).toBe(`nc -l -p ${PORT} `);
-    expect(root.children?.map((p) => p.pid)).toContain(nc!.pid);
-    const holder = procs.find((p) => p !== root && p.command === 'sh');
-    expect(root.children?.map((p) => p.pid)).toContain(holder!.pid);
-    const files = j.file_descriptors!.find((f) => f.pid === holder!.pid)!.open_files!;
-    expect(files).toContainEqual({ type: 'REG', fd: 'REG 4', path: '/tmp/held' });
-    expect(files).toContainEqual({ type: '', fd: 'root', path: '/' });
-    const listen = j.sockets!.find((s) => s.pid === nc!.pid)!.open_sockets!;
-    expect(listen).toContainEqual(expect.objectContaining({ protocol: 'TCP', data: expect.objectContaining({ type: 'TCP', state: 'LISTEN', src_port: PORT }) }));
+      // The tree view for people names the same facts.
+      const { stdout: tree } = await run(FERRY, ['inspect', archive.file, '--all'], { maxBuffer: 64 << 20 });
+      expect(tree).toContain(`${VAR}=${VALUE}`);
+      expect(tree).toContain('/tmp/held');
+      expect(tree).toMatch(new RegExp(`\\[TCP \\(LISTEN\\)\\] [^\\n]*:${PORT} `));
 
-    // The tree view for people names the same facts.
-    const { stdout: tree } = await run(FERRY, ['inspect', archive.file, '--all'], { maxBuffer: 64 << 20 });
-    expect(tree).toContain(`${VAR}=${VALUE}`);
-    expect(tree).toContain('/tmp/held');
-    expect(tree).toMatch(new RegExp(`\\[TCP \\(LISTEN\\)\\] [^\\n]*:${PORT} `));
+      // checkpointctl 1.3.0 on the same archive.
+      // checkpointctl's --all needs stats-dump; without one, the same flags but --stats.
+      const ccFlags = archive.stats ? ['--all'] : ['--ps-tree', '--ps-tree-cmd', '--ps-tree-env', '--files', '--sockets', '--mounts'];
+      const cc = JSON.parse((await run('checkpointctl', ['inspect', '--format', 'json', ...ccFlags, archive.file], { maxBuffer: 64 << 20 })).stdout) as Inspect[];
+      expect(cc).toHaveLength(1);
+      const k = cc[0];
+      for (const key of ['container_name', 'image', 'id', 'runtime', 'created', 'checkpointed', 'engine', 'checkpoint_size', 'statistics', 'file_descriptors', 'sockets', 'mounts'] as const) {
+        expect({ key, value: j[key] }).toEqual({ key, value: k[key] });
+      }
+      expect(shape(j.process_tree!)).toEqual(shape(k.process_tree!));
+      for (const p of flatten(k.process_tree)) {
+        const ours = procs.find((q) => q.pid === p.pid)!;
+        // checkpointctl 1.3 leaves these out on CRIU 4.2 images; where it has them they must match.
+        // (it reads the argument area as zero pages: NULs turned into spaces, a blank line).
+        if (p.cmdline !== undefined && p.cmdline.trim() !== '') expect(ours.cmdline).toBe(p.cmdline);
+        if (p.environment_variables !== undefined) expect(ours.environment_variables).toEqual(p.environment_variables);
+      }
+      // ferry shows what checkpointctl 1.3 cannot (its cmdline comes out empty on CRIU 4.2 pagemaps).
+      expect(k.process_tree!.cmdline ?? '').toMatch(/^\s*$/);
+      expect(k.process_tree!.environment_variables).toBeUndefined();
 
-    // checkpointctl 1.3.0 on the same archive.
-    // checkpointctl's --all needs stats-dump; without one, the same flags but --stats.
-    const ccFlags = archive.stats ? ['--all'] : ['--ps-tree', '--ps-tree-cmd', '--ps-tree-env', '--files', '--sockets', '--mounts'];
-    const cc = JSON.parse((await run('checkpointctl', ['inspect', '--format', 'json', ...ccFlags, archive.file], { maxBuffer: 64 << 20 })).stdout) as Inspect[];
-    expect(cc).toHaveLength(1);
-    const k = cc[0];
-    for (const key of ['container_name', 'image', 'id', 'runtime', 'created', 'checkpointed', 'engine', 'checkpoint_size', 'statistics', 'file_descriptors', 'sockets', 'mounts'] as const) {
-      expect({ key, value: j[key] }).toEqual({ key, value: k[key] });
-    }
-    expect(shape(j.process_tree!)).toEqual(shape(k.process_tree!));
-    for (const p of flatten(k.process_tree)) {
-      const ours = procs.find((q) => q.pid === p.pid)!;
-      // checkpointctl 1.3 leaves these out on CRIU 4.2 images; where it has them they must match.
-      // (it reads the argument area as zero pages: NULs turned into spaces, a blank line).
-      if (p.cmdline !== undefined && p.cmdline.trim() !== '') expect(ours.cmdline).toBe(p.cmdline);
-      if (p.environment_variables !== undefined) expect(ours.environment_variables).toEqual(p.environment_variables);
-    }
-    // ferry shows what checkpointctl 1.3 cannot (its cmdline comes out empty on CRIU 4.2 pagemaps).
-    expect(k.process_tree!.cmdline ?? '').toMatch(/^\s*$/);
-    expect(k.process_tree!.environment_variables).toBeUndefined();
+      const show = await run('checkpointctl', ['show', archive.file]);
+      expect(show.stdout).toContain(archive.name);
 
-    const show = await run('checkpointctl', ['show', archive.file]);
-    expect(show.stdout).toContain(archive.name);
+      // --verify: complete.
+      expect((await run(FERRY, ['inspect', '--verify', archive.file])).stdout).toContain('Verify: complete');
 
-    // --verify: complete; the same archive with a truncated pages image is not (exit 1, the file named).
-    expect((await run(FERRY, ['inspect', '--verify', archive.file])).stdout).toContain('Verify: complete');
+      // containerd's own checkpoint image, by name: the same processes, files, sockets and
+      // statistics; the container is its id (ctr's containers have no other name), the image the
+      // base image, the root-fs diff the RW layer.
+      const native = await ferryImageJson(ref);
+      expectTheFacts(native);
+      expect(native).toMatchObject({ container_name: id, id, image: containerd().image!.name, runtime, engine: 'containerd', checkpoint_image: { name: ref, format: 'containerd' } });
+      for (const key of ['process_tree', 'file_descriptors', 'sockets', 'statistics'] as const) expect({ key, value: native[key] }).toEqual({ key, value: j[key] });
+      expect(native.checkpoint_size.total_size).toBe(j.checkpoint_size.total_size);
+      expect(native.checkpoint_size.memory_pages_size).toBe(j.checkpoint_size.memory_pages_size);
+      expect(native.checkpoint_size.root_fs_diff_size).toBeGreaterThan(0);
+      // --memory reads the pages where they lie in the image's CRIU tar (containerd's Read by offset).
+      const table = await runFerry(containerd(), ['inspect', ref, '--memory', '--format', 'json']);
+      expect(table.code).toBe(0);
+      expect(JSON.parse(table.stdout)).toContainEqual(expect.objectContaining({ pid: native.process_tree!.pid, process_name: 'sh', memory_size: expect.any(Number) }));
+      const found = await runFerry(containerd(), ['inspect', ref, '--memory', String(native.process_tree!.pid), '--search', `${VAR}=${VALUE}`, '--format', 'json']);
+      expect(found.code).toBe(0);
+      expect(JSON.parse(found.stdout)).toContainEqual(expect.objectContaining({ match: `${VAR}=${VALUE}`, address: expect.stringMatching(/^0x[0-9a-f]+$/) }));
+
+      // The archive at / of an image that buildah built, imported into containerd: exactly what
+      // the archive shows, plus the image it came from.
+      const imageName = `localhost/ferry-inspect-${id}:latest`;
+      const oci = path.join(tmp, `${id}.oci.tar`);
+      await buildahCheckpointImage({ archive: archive.file, name: imageName, annotations: { 'org.criu.checkpoint.container.name': archive.name }, ociArchive: oci });
+      await ctrOk(containerd(), ['images', 'import', oci]);
+      try {
+        const fromImage = await ferryImageJson(imageName);
+        expect(fromImage.checkpoint_image).toMatchObject({ name: imageName, format: 'oci', annotations: { 'org.criu.checkpoint.container.name': archive.name } });
+        delete fromImage.checkpoint_image;
+        expectTheFacts(fromImage);
+        expect(fromImage).toEqual(j);
+      } finally {
+        await containerd().ctr(['image', 'rm', '--sync', imageName]);
+      }
+    });
+  });
+
+  test(`an image name that is not a checkpoint, or no image at all, is one clear line [${lane.name}]`, async () => {
+    const c = containerd();
+    const notCheckpoint = await runFerry(c, ['inspect', c.image!.name]);
+    expect(notCheckpoint.code).toBe(1);
+    expect(notCheckpoint.stderr.trim()).toBe(`ferry inspect: image ${c.image!.name} is not a checkpoint image: none of org.criu.checkpoint.container.name, io.kubernetes.cri-o.annotations.checkpoint.name, io.podman.annotations.checkpoint.name, io.podman.annotations.checkpoint.runtime.name on its index or manifest, and no application/vnd.containerd.container.criu.checkpoint.criu.tar`);
+    const none = await runFerry(c, ['inspect', 'ckpt/no-such:v1']);
+    expect(none.code).toBe(1);
+    expect(none.stderr.trim()).toBe(`ferry inspect: ckpt/no-such:v1 is neither a file or directory here nor an image in containerd (namespace ${c.namespace})`);
   });
 });

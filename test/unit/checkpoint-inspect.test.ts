@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openCheckpointSource } from '../../src/format/checkpoint-source';
 import { inspectCheckpoint } from '../../src/format/checkpoint-inspect';
-import { goRfc3339 } from '../../src/format/checkpoint-info';
+import { goRfc3339, podmanNetworks } from '../../src/format/checkpoint-info';
 import { writeFakeCheckpoint } from '../helpers/criu-images';
 
 let tmp: string;
@@ -73,4 +73,30 @@ test('goRfc3339 prints as Go does: seconds, the offset kept, +00:00 as Z, zero t
   expect(goRfc3339('2026-02-09T18:50:02.139182966+08:00')).toBe('2026-02-09T18:50:02+08:00');
   expect(goRfc3339('2026-02-09T18:50:02+00:00')).toBe('2026-02-09T18:50:02Z');
   expect(goRfc3339('nope')).toBe('0001-01-01T00:00:00Z');
+});
+
+test("Podman's network.status: networks and interfaces sorted, the addresses joined as checkpointctl HEAD does; a file of another shape is ignored", async () => {
+  const status = {
+    zeta: { interfaces: { eth1: { subnets: [{ ipnet: '10.89.0.5/24', gateway: '10.89.0.1' }], mac_address: 'aa:bb:cc:00:00:02' } } },
+    podman: { interfaces: { eth0: { subnets: [{ ipnet: '10.88.0.4/16', gateway: '10.88.0.1' }], mac_address: 'aa:bb:cc:00:00:01' } } },
+  };
+  expect(podmanNetworks(Buffer.from(JSON.stringify(status)))).toEqual({
+    ip: '10.88.0.4, 10.89.0.5', mac: 'aa:bb:cc:00:00:01, aa:bb:cc:00:00:02',
+    networks: [
+      { name: 'podman', interfaces: { eth0: { ip: '10.88.0.4/16', mac: 'aa:bb:cc:00:00:01', gateway: '10.88.0.1' } } },
+      { name: 'zeta', interfaces: { eth1: { ip: '10.89.0.5/24', mac: 'aa:bb:cc:00:00:02', gateway: '10.89.0.1' } } },
+    ],
+  });
+  expect(podmanNetworks(Buffer.from('{'))).toBeUndefined();
+  expect(podmanNetworks(Buffer.from('[1]'))).toBeUndefined();
+  expect(podmanNetworks(Buffer.from('{"n":{"interfaces":{"e":{"subnets":"x","mac_address":5}}}}'))).toEqual({ ip: '', mac: '', networks: [{ name: 'n', interfaces: { e: {} } }] });
+
+  // In an archive whose spec says libpod, inspect shows them; other engines' archives do not read network.status.
+  fs.writeFileSync(path.join(stage, 'network.status'), JSON.stringify(status));
+  fs.writeFileSync(path.join(stage, 'spec.dump'), JSON.stringify({ annotations: { 'io.container.manager': 'libpod' } }));
+  const podman = (await inspectCheckpoint(await openCheckpointSource(stage), {})).json;
+  expect(podman).toMatchObject({ engine: 'Podman', container_name: 'c1', ip: '10.88.0.4, 10.89.0.5' });
+  expect(podman.networks).toHaveLength(2);
+  fs.writeFileSync(path.join(stage, 'spec.dump'), '{}');
+  expect((await inspectCheckpoint(await openCheckpointSource(stage), {})).json.networks).toBeUndefined();
 });

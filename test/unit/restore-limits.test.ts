@@ -36,10 +36,15 @@ test('processTree lists a process and all below it; runc killed at its time limi
     // A "runc" that starts a grandchild and waits forever, like runc waiting on a stuck CRIU.
     const fake = path.join(tmp, 'runc');
     fs.writeFileSync(fake, '#!/bin/sh\n(sleep 300; :) &\nsleep 300\n', { mode: 0o755 });
-    const sh = spawn('/bin/sh', ['-c', '(sleep 300; :) & sleep 300']);
+    // stdio ignored and the whole tree killed: a grandchild left holding the spawn's pipes kept
+    // jest from exiting for 300 s (and left `sleep 300` behind on the machine).
+    const sh = spawn('/bin/sh', ['-c', '(sleep 300; :) & sleep 300'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 300));
-    expect(processTree(sh.pid!).length).toBeGreaterThanOrEqual(3);
-    sh.kill('SIGKILL');
+    const tree = processTree(sh.pid!);
+    expect(tree.length).toBeGreaterThanOrEqual(3);
+    for (const pid of tree) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
 
     const runc = new Runc({ binary: fake, root: tmp, logPath: path.join(tmp, 'log.json') });
     const t0 = Date.now();

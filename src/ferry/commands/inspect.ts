@@ -2,12 +2,17 @@
 // KEP-2008). The same facts and JSON keys as checkpointctl's `inspect`, from every kind of
 // checkpoint ferry reads (src/format/checkpoint-source.ts), plus `--verify` (is it complete
 // enough to restore) and `--memory` (checkpointctl's memparse).
+import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '../../errors';
-import { openCheckpointSource } from '../../format/checkpoint-source';
+import { InvalidArgumentError, NotFoundError } from '../../errors';
+import { openCheckpointSource, type CheckpointSource } from '../../format/checkpoint-source';
+import { errorReason } from '../cli-error';
+import { Connection } from '../containerd';
+import { openImageCheckpointSource } from '../image-checkpoint-source';
+import { ArchiveFile } from '../../format/layout';
 import { countBytes, inspectCheckpoint, type InspectJson, type PsJson } from '../../format/checkpoint-inspect';
 import { CheckpointImages, flattenTree } from '../../format/criu/explore';
-import type { CliContext } from '../context';
+import type { CliContext, GlobalOptions } from '../context';
 import { renderTree, type TreeNode } from './tree-output';
 import { hexdump, memoryMatches } from './memory-output';
 
@@ -31,6 +36,17 @@ function psTreeNode(p: PsJson): TreeNode {
   return { label: `[${p.pid}${state}]  ${p.command}`, children: kids };
 }
 
+/**
+ * Whether --all shows CRIU's statistics: checkpointctl's --all needs a stats-dump at the top of
+ * an archive (and fails without one); where a checkpoint has no archive around it (CRIU images,
+ * containerd's own image) CRIU's stats-dump among the images counts.
+ */
+async function hasStats(source: CheckpointSource): Promise<boolean> {
+  if (source.files.has(ArchiveFile.statsDump)) return true;
+  if (source.kind === 'archive' || source.kind === 'directory' || source.kind === 'oci-image') return false;
+  return (await source.images.size(ArchiveFile.statsDump)) !== undefined;
+}
+
 /** The tree for people, in the order and with the branch names of checkpointctl's tree view. */
 export function inspectTree(j: InspectJson): string {
   const kids: TreeNode[] = [
@@ -38,8 +54,15 @@ export function inspectTree(j: InspectJson): string {
   ];
   if (j.checkpointed) kids.push({ label: `Checkpointed: ${j.checkpointed}` });
   kids.push({ label: `Engine: ${j.engine}` });
-  if (j.ip) kids.push({ label: `IP: ${j.ip}` });
-  if (j.mac) kids.push({ label: `MAC: ${j.mac}` });
+  if (j.networks?.length) {
+    kids.push({ label: 'Network Interfaces', children: j.networks.flatMap((n) => Object.entries(n.interfaces).map(([ifName, i]) => ({
+      label: `${n.name} (${ifName})`,
+      children: [i.ip && `IP: ${i.ip}`, i.mac && `MAC: ${i.mac}`, i.gateway && `Gateway: ${i.gateway}`].filter((l): l is string => !!l).map((label) => ({ label })),
+    }))) });
+  } else {
+    if (j.ip) kids.push({ label: `IP: ${j.ip}` });
+    if (j.mac) kids.push({ label: `MAC: ${j.mac}` });
+  }
   const size: TreeNode[] = [];
   if (j.checkpoint_size.memory_pages_size) size.push({ label: `Memory pages size: ${countBytes(j.checkpoint_size.memory_pages_size)}` });
   if (j.checkpoint_size.amd_gpu_memory_pages_size) size.push({ label: `AMD GPU memory pages size: ${countBytes(j.checkpoint_size.amd_gpu_memory_pages_size)}` });
@@ -51,6 +74,13 @@ export function inspectTree(j: InspectJson): string {
     if (j.criu.kernel) c.push({ label: `Host kernel: ${j.criu.kernel}` });
     if (j.criu.image_version !== undefined) c.push({ label: `Image version: ${j.criu.image_version}` });
     if (c.length) kids.push({ label: 'CRIU', children: c });
+  }
+  if (j.checkpoint_image) {
+    const i = j.checkpoint_image;
+    const c: TreeNode[] = [{ label: `Format: ${i.format === 'oci' ? 'checkpoint archive at / of an OCI image' : "containerd's checkpoint (ctr c checkpoint)"}` }, { label: `Digest: ${i.digest}` }];
+    if (i.created) c.push({ label: `Created: ${i.created}` });
+    if (i.annotations) c.push({ label: 'Annotations', children: Object.entries(i.annotations).map(([k, v]) => ({ label: `${k}: ${v}` })) });
+    kids.push({ label: `Checkpoint image: ${i.name}`, children: c });
   }
   if (j.statistics) {
     const s = j.statistics;
@@ -86,8 +116,41 @@ export function inspectTree(j: InspectJson): string {
   return renderTree({ label: j.container_name || '(unnamed container)', children: kids });
 }
 
-async function memoryCommand(ctx: CliContext, src: string, flags: InspectFlags, json: boolean): Promise<void> {
-  const source = await openCheckpointSource(src);
+async function pathExists(p: string): Promise<boolean> {
+  try {
+    await fs.promises.lstat(p);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw err;
+  }
+}
+
+/**
+ * SRC as a checkpoint source: an existing path is an archive, an unpacked archive or a CRIU
+ * image directory; anything else is the name of a checkpoint image in containerd (-a, -n).
+ */
+async function withSource(globals: GlobalOptions, src: string, use: (source: CheckpointSource) => Promise<void>): Promise<void> {
+  if (await pathExists(src)) return use(await openCheckpointSource(src));
+  const conn = new Connection(globals.address, globals.namespace);
+  try {
+    let source: CheckpointSource;
+    try {
+      source = await openImageCheckpointSource(conn, src);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 14 /* UNAVAILABLE */) {
+        throw new NotFoundError(`${src} is not a file or directory here, and containerd cannot be asked for an image of that name: ${errorReason(err)}`);
+      }
+      throw err;
+    }
+    await use(source);
+  } finally {
+    conn.close();
+  }
+}
+
+async function memoryCommand(ctx: CliContext, source: CheckpointSource, flags: InspectFlags, json: boolean): Promise<void> {
   const images = new CheckpointImages(source.images);
   const tree = await images.processTree();
   if (flags.memory === true) {
@@ -124,8 +187,9 @@ async function memoryCommand(ctx: CliContext, src: string, flags: InspectFlags, 
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('inspect')
-    .description('show what a checkpoint holds without restoring it (archive, unpacked directory or CRIU image directory)')
-    .argument('<source>', 'checkpoint archive (tar, tar.gz, tar.zst), unpacked archive directory, or CRIU image directory')
+    .description('show what a checkpoint holds without restoring it: an archive, an unpacked archive, a CRIU image directory, or a checkpoint image in containerd')
+    .argument('<source>', 'an existing path: a checkpoint archive (tar, tar.gz, tar.zst), an unpacked archive directory or a CRIU image directory; '
+      + "anything else: the name of a checkpoint image in containerd's image store (-a/-n): the archive at / of an image, or a `ctr c checkpoint --task` image")
     .option('--ps-tree', 'the process tree')
     .option('--ps-tree-cmd', 'the process tree with each command line (read from memory pages)')
     .option('--ps-tree-env', 'the process tree with each environment (read from memory pages)')
@@ -147,19 +211,20 @@ export function register(program: Command, ctx: CliContext): void {
       const globals = ctx.globals(cmd);
       const json = globals.json || flags.format === 'json';
       if (flags.format !== 'tree' && flags.format !== 'json') throw new InvalidArgumentError(`--format must be tree or json, not ${JSON.stringify(flags.format)}`);
-      if (flags.memory !== undefined) return memoryCommand(ctx, src, flags, json);
-      const all = !!flags.all;
-      const source = await openCheckpointSource(src);
-      const r = await inspectCheckpoint(source, {
-        psTree: all || flags.psTree || flags.psTreeCmd || flags.psTreeEnv, psTreeCmd: all || flags.psTreeCmd, psTreeEnv: all || flags.psTreeEnv,
-        files: all || flags.files, sockets: all || flags.sockets, mounts: all || flags.mounts,
-        stats: all ? source.files.has('stats-dump') || undefined : flags.stats,
-        metadata: all || flags.metadata, verify: flags.verify,
-        pid: flags.pid !== undefined ? parseNonNegative(flags.pid, '--pid') : undefined,
+      if (flags.memory !== undefined) return withSource(globals, src, (source) => memoryCommand(ctx, source, flags, json));
+      return withSource(globals, src, async (source) => {
+        const all = !!flags.all;
+        const r = await inspectCheckpoint(source, {
+          psTree: all || flags.psTree || flags.psTreeCmd || flags.psTreeEnv, psTreeCmd: all || flags.psTreeCmd, psTreeEnv: all || flags.psTreeEnv,
+          files: all || flags.files, sockets: all || flags.sockets, mounts: all || flags.mounts,
+          stats: all ? (await hasStats(source)) || undefined : flags.stats,
+          metadata: all || flags.metadata, verify: flags.verify,
+          pid: flags.pid !== undefined ? parseNonNegative(flags.pid, '--pid') : undefined,
+        });
+        ctx.stdout.write(json ? `${JSON.stringify([r.json], null, 2)}\n` : inspectTree(r.json));
+        if (flags.verify && r.report && !r.report.ok) {
+          throw new InvalidArgumentError(`checkpoint ${src} is incomplete: ${r.report.problems.map((p) => `${p.file}: ${p.problem}`).join('; ')}`);
+        }
       });
-      ctx.stdout.write(json ? `${JSON.stringify([r.json], null, 2)}\n` : inspectTree(r.json));
-      if (flags.verify && r.report && !r.report.ok) {
-        throw new InvalidArgumentError(`checkpoint ${src} is incomplete: ${r.report.problems.map((p) => `${p.file}: ${p.problem}`).join('; ')}`);
-      }
     });
 }

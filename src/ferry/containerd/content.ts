@@ -19,12 +19,17 @@ export async function contentInfo(conn: Connection, digest: string): Promise<Inf
   }
 }
 
-/** The blob as a byte stream (offset/size select a range; size 0 reads to the end). */
+/**
+ * The blob as a byte stream (offset/size select a range; size 0 reads to the end). Destroying
+ * the stream before its end cancels the read (a reader that has what it came for stops there).
+ */
 export function readContent(conn: Connection, digest: string, offset = 0, size = 0): Readable {
   const call = conn.serverStream(ContentDefinition, 'read', { digest, offset, size });
-  return Readable.from((async function* () {
+  const stream = Readable.from((async function* () {
     for await (const chunk of call) yield Buffer.from(chunk.data);
   })());
+  stream.once('close', () => call.cancel());
+  return stream;
 }
 
 /**
