@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-quick build/bench/run.js clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-quick bench-ab build/bench/run.js clean
 
 all: build
 
@@ -63,6 +63,11 @@ bench: build/bench/run.js
 
 bench-quick: build/bench/run.js
 	BENCH_QUICK=1 node build/bench/run.js
+
+# A/B of shim builds for one change (bench/ab.ts): `make bench-ab AB=new=io.containerd.ferry.v2,old=/tmp/old/shim/containerd-shim-ferry-v2,go=io.containerd.runc.v2 AB_N=10`
+bench-ab: build
+	$(NODE_BIN)/esbuild bench/ab.ts --bundle --platform=node --target=node20 --outfile=build/bench/ab.js --log-level=warning --external:zstd-napi
+	node build/bench/ab.js
 
 clean:
 	rm -rf dist build

@@ -14,6 +14,7 @@ import { taskServices } from '../service/task-rpc';
 import { setChildSubreaper } from '../sys/native';
 import { CreateTaskRequest } from '../../api/gen/containerd/task/v2/shim';
 import { GroupMembership } from './group-membership';
+import { CLEANED_RECORD, writeCleanedRecord } from '../shim-actions/cleaned-record';
 
 export async function runDaemon(flags: ShimFlags): Promise<void> {
   const bundle = process.cwd();
@@ -62,6 +63,13 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
     log,
     // Answer the Shutdown call first, then go — unless a new group member is on its way.
     onShutdown: () => { if (membership.pending === 0) beginExit(); },
+    onBundleCleaned: (bundle, initPid) => {
+      try {
+        writeCleanedRecord(bundle, initPid, socketPath);
+      } catch (err) {
+        log.warn(`${bundle}: no ${CLEANED_RECORD} record (the delete action will start node): ${(err as Error).message}`);
+      }
+    },
   });
 
   const services = membership.wrapCreateAndShutdown(taskServices(service, log), (p) => CreateTaskRequest.decode(p).id);
