@@ -3,8 +3,8 @@
 // Run as `make bench-ab AB=label=runtime,…` where a runtime is a name (io.containerd.runc.v2)
 // or the absolute path of a shim launcher (containerd 1.7 and 2.x run a path as the shim),
 // e.g. a copy of shim/ and dist/ made before the change. Per round and runtime, in rotating
-// order: `ctr run --rm … echo hi`, then `ctr run -d` of a shell loop and `ctr task rm -f` of
-// it. Prints medians of wall time and of the CPU of containerd + shims + runc (cgroup), which
+// order: `ctr run --rm … echo hi`, then `ctr run -d` of a shell loop, `ctr run --rm … echo hi`
+// of a container that joins its group's daemon, and `ctr task rm -f` of the loop. Prints medians of wall time and of the CPU of containerd + shims + runc (cgroup), which
 // a loaded machine barely moves.
 import { startContainerd } from '../test/helpers/containerd';
 import { createCpuMeter } from './cpu-meter';
@@ -32,15 +32,17 @@ async function main(): Promise<void> {
   const cpu = c.pid ? createCpuMeter(c.pid, `ferry-bench-ab-${process.pid}`) : undefined;
   const ctx: BenchContext = { c, image: c.image!.name, quick: false, cpu, log: (m) => console.error(m) };
   type Series = { wall: number[]; cpu: number[] };
-  const results = new Map<string, Record<'run --rm' | 'run -d' | 'rm -f', Series>>();
-  for (const a of list) results.set(a.label, { 'run --rm': { wall: [], cpu: [] }, 'run -d': { wall: [], cpu: [] }, 'rm -f': { wall: [], cpu: [] } });
+  const OPS = ['run --rm', 'run -d', 'group join', 'rm -f'] as const;
+  type Op = typeof OPS[number];
+  const results = new Map<string, Record<Op, Series>>();
+  for (const a of list) results.set(a.label, Object.fromEntries(OPS.map((op) => [op, { wall: [], cpu: [] }])) as unknown as Record<Op, Series>);
   let k = 0;
   try {
     for (let round = -1; round < n; round++) {
       const order = list.map((_, i) => list[(i + Math.max(round, 0)) % list.length]);
       for (const a of order) {
         const rec = results.get(a.label)!;
-        const add = (op: 'run --rm' | 'run -d' | 'rm -f', ms: number, cpuMs?: number) => {
+        const add = (op: Op, ms: number, cpuMs?: number) => {
           if (round < 0) return; // warm-up
           rec[op].wall.push(ms);
           if (cpuMs !== undefined) rec[op].cpu.push(cpuMs);
@@ -50,9 +52,13 @@ async function main(): Promise<void> {
         mustSucceed(ctx, `${a.label}: run --rm`, r1.r);
         add('run --rm', r1.ms, r1.cpuMs);
         const d = `${id}-d`;
-        const r2 = await timedCtrWithCpu(ctx, ['run', '-d', '--runtime', a.runtime, ctx.image, d, 'sh', '-c', 'while :; do sleep 1; done'], 60000, CPU_SETTLE_MS);
+        const group = ['--label', `io.containerd.runc.v2.group=${d}`];
+        const r2 = await timedCtrWithCpu(ctx, ['run', '-d', '--runtime', a.runtime, ...group, ctx.image, d, 'sh', '-c', 'while :; do sleep 1; done'], 60000, CPU_SETTLE_MS);
         mustSucceed(ctx, `${a.label}: run -d`, r2.r);
         add('run -d', r2.ms, r2.cpuMs);
+        const rj = await timedCtrWithCpu(ctx, ['run', '--rm', '--runtime', a.runtime, ...group, ctx.image, `${d}-j`, 'echo', 'hi'], 60000, CPU_SETTLE_MS);
+        mustSucceed(ctx, `${a.label}: group join`, rj.r);
+        add('group join', rj.ms, rj.cpuMs);
         const r3 = await timedCtrWithCpu(ctx, ['task', 'rm', '-f', d], 60000, CPU_SETTLE_MS);
         mustSucceed(ctx, `${a.label}: task rm -f`, r3.r);
         add('rm -f', r3.ms, r3.cpuMs);
@@ -65,10 +71,10 @@ async function main(): Promise<void> {
   }
   const load = (await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ');
   console.log(`N=${n} per arm, containerd ${process.env.AB_CONTAINERD ?? '1.7'}, load ${load}; medians, ms (wall / CPU of containerd+shim+runc)`);
-  console.log(['arm', 'run --rm wall', 'cpu', 'run -d wall', 'cpu', 'rm -f wall', 'cpu'].join('\t'));
+  console.log(['arm', ...OPS.flatMap((op) => [`${op} wall`, 'cpu'])].join('\t'));
   for (const a of list) {
     const r = results.get(a.label)!;
-    const cells = (['run --rm', 'run -d', 'rm -f'] as const).flatMap((op) => [summarize(r[op].wall).median.toFixed(1), r[op].cpu.length ? summarize(r[op].cpu).median.toFixed(1) : '-']);
+    const cells = OPS.flatMap((op) => [summarize(r[op].wall).median.toFixed(1), r[op].cpu.length ? summarize(r[op].cpu).median.toFixed(1) : '-']);
     console.log([a.label, ...cells].join('\t'));
   }
 }
