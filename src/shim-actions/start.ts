@@ -71,7 +71,8 @@ export async function start(flags: ShimFlags): Promise<StartResult> {
 
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
   return withStartLock(socketPath, async () => {
-    const joined = await joinGroup(socketPath, flags.id);
+    // No socket file: no daemon to ask (a connect would only fail with ENOENT).
+    const joined = fs.existsSync(socketPath) ? await joinGroup(socketPath, flags.id) : 'absent';
     if (joined === 'joined') {
       // The group's daemon is alive and has reserved the id: this container joins it.
       fs.writeFileSync(path.join(bundle, 'address'), text);
