@@ -3,6 +3,7 @@
 // `runc restore --detach --no-subreaper` with the container's IO (pipes, or a pty through the
 // console socket), starts copying it, and claims the restored pid from our reaper. The staging directory is removed after the restore, success or failure.
 import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 import { consoleOf } from '../io/console-io';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import { InitProcess, type InitOptions } from '../process/init-process';
@@ -10,6 +11,7 @@ import { readPidFile } from '../process/pid-file';
 import type { Runc } from '../runc/runc';
 import { removeStagingDir } from '../format/archive-staging';
 import type { RestorePlan } from './restore';
+import { restoreTimeoutMs, unmountRestoreLeftovers } from './restore-limits';
 
 export class RestoredInitProcess extends InitProcess {
   constructor(
@@ -44,7 +46,11 @@ export class RestoredInitProcess extends InitProcess {
           consoleSocket: terminal?.socketPath,
           noPivot: this.restoreOptions.noPivotRoot,
           stdio: this.io?.childStdio(),
+          timeoutMs: restoreTimeoutMs(),
         });
+      } catch (err) {
+        await this.cleanUpFailedRestore();
+        throw err;
       } finally {
         this.io?.closeChildEnds();
       }
@@ -55,6 +61,20 @@ export class RestoredInitProcess extends InitProcess {
       if (this.status === 'created') this.status = 'running';
     } finally {
       if (this.plan.staged) await removeStagingDir(this.bundle);
+    }
+  }
+
+  /**
+   * After a failed or cut-off `runc restore`: unmount what runc (criu-root in its state dir) and
+   * CRIU (its cgroup yard in the work dir) left mounted, and drop runc's state of the half-made
+   * container, so that nothing of it stays behind (restore-limits.ts).
+   */
+  private async cleanUpFailedRestore(): Promise<void> {
+    unmountRestoreLeftovers([path.join(this.restoreRunc.config.root, this.id), this.plan.workPath]);
+    try {
+      await this.restoreRunc.delete(this.id, true);
+    } catch {
+      /* runc never got as far as recording the container */
     }
   }
 

@@ -309,7 +309,7 @@ export class TaskService {
     c.init.check('checkpoint');
     await checkpointContainer({
       id: c.id, bundle: c.bundle, runc: c.runc, path: r.path, options: decodeCheckpointOptions(r.options),
-      criuPath: c.options.criuPath, criuWorkPath: c.options.criuWorkPath,
+      criuPath: c.options.criuPath, criuWorkPath: c.options.criuWorkPath, log: this.deps.log,
     });
     this.publish('/tasks/checkpointed', 'containerd.events.TaskCheckpointed', ev.TaskCheckpointed, { containerId: c.id, checkpoint: r.path });
   }
