@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e soak demo bench bench-quick bench-inspect bench-cri bench-export bench-import build/bench/run.js clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e soak demo bench bench-quick bench-ab bench-inspect bench-cri bench-export bench-import build/bench/run.js clean
 
 all: build
 
@@ -75,6 +75,11 @@ bench-quick: build/bench/run.js
 bench-inspect: build
 	$(NODE_BIN)/esbuild bench/inspect.ts --bundle --platform=node --target=node20 --outfile=build/bench/inspect.js --log-level=warning --external:zstd-napi
 	node build/bench/inspect.js
+
+# A/B of shim builds for one change (bench/ab.ts): `make bench-ab AB=new=io.containerd.ferry.v2,old=/tmp/old/shim/containerd-shim-ferry-v2,go=io.containerd.runc.v2 AB_N=10`
+bench-ab: build
+	$(NODE_BIN)/esbuild bench/ab.ts --bundle --platform=node --target=node20 --outfile=build/bench/ab.js --log-level=warning --external:zstd-napi
+	node build/bench/ab.js
 
 # ferry as a CRI runtime handler vs containerd's runc handler (containerd 2.1 with CRI):
 # pod start, shim memory per pod, CheckpointContainer. Bundled like bench.

@@ -188,11 +188,28 @@ static napi_value get_winsize(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// The shim's `start` process goes on as the daemon (shim/containerd-shim-ferry-v2): once it
+// has printed the address it leaves containerd's session and the pipe containerd reads, like a
+// daemon spawned detached would: setsid(), then /dev/null as stdin, stdout and stderr.
+static napi_value detach_session(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (setsid() < 0) THROW_ERRNO("setsid", "setsid");
+  int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd < 0) THROW_ERRNO("open", "open /dev/null");
+  for (int target = 0; target <= 2; target++) {
+    if (dup2(fd, target) < 0) { int err = errno; close(fd); errno = err; THROW_ERRNO("dup2", "dup2 /dev/null to fd %d", target); }
+  }
+  close(fd);
+  return undefined(env);
+}
+
 // ---- unix sockets: runc's --console-socket hands the pty master over with SCM_RIGHTS ----
 
 static napi_value listen_unix(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  args(env, info, 1, argv);
+  napi_value argv[2];
+  args(env, info, 2, argv);
+  int32_t backlog;
+  if (!arg_int(env, argv[1], &backlog)) return NULL;
   char *path = arg_string(env, argv[0]);
   if (path == NULL) return NULL;
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -203,7 +220,7 @@ static napi_value listen_unix(napi_env env, napi_callback_info info) {
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) syscall = "socket";
     else if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) syscall = "bind";
-    else if (listen(fd, 1) != 0) syscall = "listen";
+    else if (listen(fd, backlog) != 0) syscall = "listen";
     else { free(path); return num(env, fd); }
     err = errno;
     if (fd >= 0) close(fd);
@@ -458,6 +475,7 @@ NAPI_MODULE_INIT() {
   const napi_property_descriptor fns[] = {
 #define FN(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL }
     FN("setChildSubreaper", set_child_subreaper), FN("waitpidNoHang", waitpid_nohang),
+    FN("detachSession", detach_session),
     FN("pipe2", pipe2_), FN("dup", dup_), FN("setCloexec", set_cloexec), FN("eventfd", eventfd_), FN("mkfifo", mkfifo_),
     FN("setWinsize", set_winsize), FN("getWinsize", get_winsize),
     FN("listenUnix", listen_unix), FN("receiveFd", receive_fd),

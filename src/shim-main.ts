@@ -1,14 +1,18 @@
 // Entry point of containerd-shim-ferry-v2. The action decides what runs:
-//   start   print the address of a (new or shared) daemon and exit — containerd's critical path
-//   delete  clean up a bundle whose daemon is gone, print a DeleteResponse
-//   (none)  the daemon itself, from its own bundle (dist/shim-daemon.js): `start` and `delete`
-//           never compile grpc-js, winston or the task service.
+//   start   answer the address of a (new or shared) daemon — containerd's critical path — and,
+//           for a new one, go on as that daemon, from its own bundle (dist/shim-daemon.js)
+//           loaded only then: a group join never compiles the task service or grpc-js
+//   delete  clean up a bundle whose daemon is gone, print a DeleteResponse (the launcher
+//           answers itself when the daemon already cleaned up)
 // dist/shim-entry.js loads this bundle and calls main(); see src/loader/.
 import * as path from 'node:path';
 import { parseFlags } from './shim-actions/flags';
 import { loadBundle } from './loader/code-cache';
+import { detachSession } from './sys/native';
 
 export const VERSION = '0.1.0';
+/** Set by the launcher for `start` (shim/containerd-shim-ferry-v2). */
+const SHIM_ACTION_ENV = 'FERRY_SHIM_ACTION';
 /** The daemon's bundle, beside this one (contrib/bundle.js). */
 export const DAEMON_BUNDLE = 'shim-daemon.js';
 
@@ -24,11 +28,26 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(`containerd-shim-ferry-v2:\n  Version: ${VERSION}\n  Runtime: io.containerd.ferry.v2\n`);
     return;
   }
-  switch (flags.action) {
+  // The launcher runs `start` without the action in argv (the daemon it becomes shows the Go
+  // shim's daemon command line) and says so here; the variable must not reach runc.
+  const launchedStart = process.env[SHIM_ACTION_ENV] === 'start';
+  delete process.env[SHIM_ACTION_ENV];
+  const action = launchedStart && flags.action === '' ? 'start' : flags.action;
+  if (action === 'start' && !launchedStart) {
+    process.stderr.write('start is run through the launcher (shim/containerd-shim-ferry-v2), which waits for its answer\n');
+    process.exit(2);
+  }
+  switch (action) {
     case 'start': {
-      const { start } = await import('./shim-actions/start');
-      const text = await start(flags, process.argv[1]);
-      process.stdout.write(text, () => process.exit(0));
+      // Run by the launcher in the background (shim/containerd-shim-ferry-v2): the answer goes
+      // to it with a status line; an error thrown here is printed by the entry without one.
+      const { start, answerStart } = await import('./shim-actions/start');
+      const result = await start(flags);
+      answerStart(result.text, 0);
+      if (!result.daemon) process.exit(0);
+      detachSession();
+      const { runDaemon } = loadBundle(path.join(__dirname, DAEMON_BUNDLE)) as typeof import('./daemon/daemon');
+      await runDaemon(flags, result.daemon);
       return;
     }
     case 'delete': {
@@ -37,13 +56,12 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(out, () => process.exit(0));
       return;
     }
-    case '': {
-      const { runDaemon } = loadBundle(path.join(__dirname, DAEMON_BUNDLE)) as typeof import('./daemon/daemon');
-      await runDaemon(flags);
+    case '':
+      process.stderr.write('the shim daemon is started by `start` only\n');
+      process.exit(2);
       return;
-    }
     default:
-      process.stderr.write(`unknown action ${JSON.stringify(flags.action)}\n`);
+      process.stderr.write(`unknown action ${JSON.stringify(action)}\n`);
       process.exit(2);
   }
 }

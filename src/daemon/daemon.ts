@@ -1,10 +1,10 @@
-// The shim daemon: serves the task API on the socket `start` handed over, owns the container
-// processes as their child subreaper, and publishes events. It exits when containerd calls
-// Shutdown and no container is left.
+// The shim daemon: serves the task API on the socket `start` made (the daemon is the `start`
+// process itself, src/shim-actions/start.ts), owns the container processes as their child
+// subreaper, and publishes events. It exits when containerd calls Shutdown and no container is left.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ShimFlags } from '../shim-actions/flags';
-import { LISTEN_FD } from '../shim-actions/start';
+import type { DaemonHandoff } from '../shim-actions/start';
 import { EventPublisher } from '../events/publisher';
 import { createLogger } from '../log';
 import { reaper } from '../process/reaper';
@@ -14,8 +14,9 @@ import { taskServices } from '../service/task-rpc';
 import { setChildSubreaper } from '../sys/native';
 import { CreateTaskRequest } from '../../api/gen/containerd/task/v2/shim';
 import { GroupMembership } from './group-membership';
+import { CLEANED_RECORD, writeCleanedRecord } from '../shim-actions/cleaned-record';
 
-export async function runDaemon(flags: ShimFlags): Promise<void> {
+export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promise<void> {
   const bundle = process.cwd();
   // containerd removes bundle directories; never keep one as our working directory.
   process.chdir('/');
@@ -27,7 +28,7 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   setChildSubreaper();
   reaper.start();
 
-  const socketPath = process.env.FERRY_SOCKET_PATH ?? '';
+  const { socketPath } = handoff;
   const ttrpcAddress = process.env.TTRPC_ADDRESS ?? `${flags.address}.ttrpc`;
   const publisher = new EventPublisher(ttrpcAddress, flags.namespace, log);
 
@@ -37,7 +38,7 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   const membership = new GroupMembership(() => {
     if (service.size === 0 && membership.pending === 0) beginExit();
   });
-  if (process.env.FERRY_JOIN_ID) membership.reserve(process.env.FERRY_JOIN_ID);
+  membership.reserve(handoff.joinId);
   /** Synchronously stops being joinable (socket path unlinked), then exits soon after. */
   const beginExit = () => {
     if (!membership.closing) membership.close(socketPath);
@@ -62,13 +63,20 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
     log,
     // Answer the Shutdown call first, then go — unless a new group member is on its way.
     onShutdown: () => { if (membership.pending === 0) beginExit(); },
+    onBundleCleaned: (bundle, initPid) => {
+      try {
+        writeCleanedRecord(bundle, initPid, socketPath);
+      } catch (err) {
+        log.warn(`${bundle}: no ${CLEANED_RECORD} record (the delete action will start node): ${(err as Error).message}`);
+      }
+    },
   });
 
   const services = membership.wrapCreateAndShutdown(taskServices(service, log), (p) => CreateTaskRequest.decode(p).id);
   listener = new ShimListener([...services, membership.service()], {
     log: (level, msg) => log[level](msg),
   });
-  await listener.listenFd(Number(process.env.FERRY_LISTEN_FD ?? LISTEN_FD));
+  await listener.listenFd(handoff.listenFd);
   log.info('shim started', { socket: socketPath });
 
   // Containers must outlive containerd: ignore the signals a terminal or service manager sends.

@@ -39,6 +39,11 @@ export interface TaskServiceDeps {
   log: Logger;
   /** Called when Shutdown finds no container left: the daemon then exits. */
   onShutdown: () => void;
+  /**
+   * Called when a container's Delete has cleaned its bundle (runc state, rootfs): the daemon
+   * leaves the record that lets the `delete` action skip node (src/shim-actions/cleaned-record.ts).
+   */
+  onBundleCleaned?: (bundle: string, initPid: number) => void;
 }
 
 function anyOf<T>(typeName: string, codec: { encode(m: T): { finish(): Uint8Array } }, msg: T): Any {
@@ -230,6 +235,7 @@ export class TaskService {
     this.cgroups.untrack(c.id);
     if (c.rootfsMounted) unmountAll(path.join(c.bundle, 'rootfs'));
     this.containers.delete(c.id);
+    this.deps.onBundleCleaned?.(c.bundle, p.pid);
     const res = { pid: p.pid, exitStatus: p.exitStatus, exitedAt: toTimestamp(p.exitedAt) };
     this.publish('/tasks/delete', 'containerd.events.TaskDelete', ev.TaskDelete, { containerId: c.id, id: '', ...res });
     return res;

@@ -1,15 +1,15 @@
 // `containerd-shim-ferry-v2 -bundle B … delete`: containerd runs this when it cannot reach the
 // shim daemon (it was killed, or vanished while containerd was down). It cleans up what the
 // daemon would have: `runc delete --force`, the rootfs mount, the socket; and prints a
-// DeleteResponse (exit status 137 = SIGKILL, like the Go shim) on stdout.
+// DeleteResponse (exit status 137 = SIGKILL, like the Go shim) on stdout. When the daemon's own
+// Delete already cleaned the bundle, the launcher answers without node (./cleaned-record.ts).
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { DeleteResponse } from '../../api/gen/containerd/task/v2/shim';
 import { readPidFile } from '../process/pid-file';
 import { Runc } from '../runc/runc';
 import { defaultRuntimeOptions, type RuntimeOptions } from '../service/runtime-options';
-import { toTimestamp } from '../service/timestamps';
+import { deleteActionResponse } from './cleaned-record';
 import { unmountAll } from '../sys/mounts';
 import type { ShimFlags } from './flags';
 import { withStartLock } from '../daemon/group-membership';
@@ -59,7 +59,7 @@ export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
     }
   } catch { /* no address file */ }
   for (const p of problems) process.stderr.write(`time="${new Date().toISOString()}" level=warning msg=${JSON.stringify(p)}\n`);
-  return DeleteResponse.encode({ pid, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();
+  return deleteActionResponse(pid);
 }
 
 async function isAlive(socketPath: string): Promise<boolean> {

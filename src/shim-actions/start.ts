@@ -1,16 +1,21 @@
-// `containerd-shim-ferry-v2 … start`: on containerd's critical path, so it stays light (no
-// gRPC, no winston). It creates the listening socket itself — so containerd can connect the
-// moment the address is printed — hands it to a fully detached daemon as fd 3, writes the
-// bundle's `address` file, prints the bootstrap and exits. containerd reads stdout and stderr
-// as one (CombinedOutput): nothing else may ever be printed.
+// `containerd-shim-ferry-v2 … start`: on containerd's critical path. It creates the listening
+// socket itself — so containerd can connect the moment the address is printed — writes the
+// bundle's `address` file and answers; containerd reads stdout and stderr as one
+// (CombinedOutput) until both close and start has exited: nothing else may ever be printed.
+//
+// The daemon is this same node process (one node start per container, not two): the launcher
+// (shim/containerd-shim-ferry-v2) runs node in the background of a command substitution; node
+// writes its answer and a status line (`answerStart`), and when it is to be the daemon it then
+// leaves the session and the pipe (detachSession: setsid, /dev/null on fds 0-2) and loads the
+// daemon's bundle (src/shim-main.ts) while containerd already connects. The launcher prints
+// the answer and exits with start's status, as the Go shim's `start` does after forking its
+// daemon.
 //
 // If the group's daemon is already running (grouping), it is asked to take the container (see
-// src/daemon/group-membership.ts for why a handshake) and its address is returned instead.
-// The runtime options containerd writes on stdin are read for `shim_cgroup`, as the Go shim's
-// manager does: a new daemon is moved into that cgroup before its address is printed.
-import { spawn } from 'node:child_process';
+// src/daemon/group-membership.ts for why a handshake), its address is the answer and this
+// process exits. The runtime options containerd writes on stdin are read for `shim_cgroup`, as
+// the Go shim's manager does: the daemon is moved into that cgroup before its address is printed.
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { bootstrapChoice, bootstrapText } from './bootstrap';
 import type { ShimFlags } from './flags';
@@ -18,18 +23,43 @@ import { groupIdFor, socketPathFor } from './socket-address';
 import { joinGroup, withStartLock } from '../daemon/group-membership';
 import { readStartOptions } from './start-options';
 import { moveToCgroup } from './shim-cgroup';
+import { listenUnix } from '../sys/native';
 
-export const LISTEN_FD = 3;
+/** What the daemon's socket queues while the daemon's bundle loads (net.Server's default). */
+const LISTEN_BACKLOG = 511;
 
-function listen(socketPath: string): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(socketPath, () => { server.off('error', reject); resolve(server); });
-  });
+/**
+ * The last line of what node hands the launcher: `<answer>\n<START_STATUS>N`. The launcher
+ * prints the answer and exits N; output without it (node died, or the entry's error handler
+ * printed a message) is start's error, exit status 1.
+ */
+export const START_STATUS = 'ferry-start-exit=';
+
+/** The launcher's pid of containerd (`$PPID`), whose oom_score_adj the daemon's is based on. */
+export const START_PARENT_ENV = 'FERRY_START_PARENT';
+
+/** What the daemon takes over from `start` when this process goes on as the daemon. */
+export interface DaemonHandoff {
+  socketPath: string;
+  /** The bound, listening socket (close-on-exec). */
+  listenFd: number;
+  /** The container the daemon is started for: it holds a reservation for it, like a joined one. */
+  joinId: string;
 }
 
-export async function start(flags: ShimFlags, scriptPath: string): Promise<string> {
+export interface StartResult {
+  /** What start prints (and wrote to `<bundle>/address`). */
+  text: string;
+  /** Set when this process is to go on as the group's new daemon. */
+  daemon?: DaemonHandoff;
+}
+
+/** Hands the launcher start's answer (fd 1 is the launcher's pipe; written synchronously). */
+export function answerStart(text: string, status: number): void {
+  fs.writeSync(1, `${text}\n${START_STATUS}${status}`);
+}
+
+export async function start(flags: ShimFlags): Promise<StartResult> {
   const bundle = process.cwd();
   const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, string> };
   const group = groupIdFor(flags.id, flags.namespace, spec.annotations);
@@ -41,50 +71,42 @@ export async function start(flags: ShimFlags, scriptPath: string): Promise<strin
 
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
   return withStartLock(socketPath, async () => {
-    const joined = await joinGroup(socketPath, flags.id);
+    // No socket file: no daemon to ask (a connect would only fail with ENOENT).
+    const joined = fs.existsSync(socketPath) ? await joinGroup(socketPath, flags.id) : 'absent';
     if (joined === 'joined') {
       // The group's daemon is alive and has reserved the id: this container joins it.
       fs.writeFileSync(path.join(bundle, 'address'), text);
-      return text;
+      return { text };
     }
     // A dead daemon's socket; an exiting one has unlinked its own already. Under the lock no
     // other `start` of the group can be creating a daemon at this path meanwhile.
     if (joined === 'stale' || joined === 'refused') fs.rmSync(socketPath, { force: true });
-    return spawnDaemon(flags, scriptPath, bundle, socketPath, text, options.shimCgroup);
+    return becomeDaemon(flags, bundle, socketPath, text, options.shimCgroup);
   });
 }
 
-async function spawnDaemon(flags: ShimFlags, scriptPath: string, bundle: string, socketPath: string, text: string, shimCgroup: string): Promise<string> {
-  const server = await listen(socketPath);
-  fs.chmodSync(socketPath, 0o600);
-
-  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  // The daemon runs with this process's node flags (the launcher's, shim/containerd-shim-ferry-v2)
-  // and environment, which the launcher already rid of NODE_EXTRA_CA_CERTS and NODE_OPTIONS.
-  const child = spawn(process.execPath, [...process.execArgv, scriptPath, ...flags.argsWithoutAction], {
-    cwd: bundle,
-    detached: true,
-    stdio: ['ignore', 'ignore', 'ignore', fd],
-    // FERRY_JOIN_ID: the daemon holds a reservation for its first container, like a joined one.
-    env: { ...process.env, FERRY_SOCKET_PATH: socketPath, FERRY_LISTEN_FD: String(LISTEN_FD), FERRY_JOIN_ID: flags.id },
-  });
-  child.unref();
+/** Listens on the group's socket and prepares this process to be its daemon. */
+function becomeDaemon(flags: ShimFlags, bundle: string, socketPath: string, text: string, shimCgroup: string): StartResult {
+  const listenFd = listenUnix(socketPath, LISTEN_BACKLOG);
   try {
-    if (shimCgroup) moveToCgroup(child.pid!, shimCgroup);
-    adjustOomScore(child.pid!);
+    fs.chmodSync(socketPath, 0o600);
+    if (shimCgroup) moveToCgroup(process.pid, shimCgroup);
+    adjustOomScore();
     fs.writeFileSync(path.join(bundle, 'address'), text);
   } catch (err) {
-    child.kill('SIGKILL');
+    fs.closeSync(listenFd);
     fs.rmSync(socketPath, { force: true });
     throw err;
   }
-  return text;
+  return { text, daemon: { socketPath, listenFd, joinId: flags.id } };
 }
 
 /** The shim should die before containerd under memory pressure: its score is containerd's + 1. */
-function adjustOomScore(pid: number): void {
+function adjustOomScore(): void {
+  const parent = Number(process.env[START_PARENT_ENV]) || process.ppid;
+  delete process.env[START_PARENT_ENV];
   try {
-    const parent = Number.parseInt(fs.readFileSync(`/proc/${process.ppid}/oom_score_adj`, 'utf8'), 10);
-    fs.writeFileSync(`/proc/${pid}/oom_score_adj`, String(Math.min(1000, parent + 1)));
+    const score = Number.parseInt(fs.readFileSync(`/proc/${parent}/oom_score_adj`, 'utf8'), 10);
+    fs.writeFileSync('/proc/self/oom_score_adj', String(Math.min(1000, score + 1)));
   } catch { /* not fatal: e.g. no permission in a user namespace */ }
 }

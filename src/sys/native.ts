@@ -49,7 +49,8 @@ interface Addon {
   setCloexec(fd: number, on: boolean): void;
   setWinsize(fd: number, rows: number, cols: number): void;
   getWinsize(fd: number): { rows: number; cols: number };
-  listenUnix(path: string): number;
+  listenUnix(path: string, backlog: number): number;
+  detachSession(): void;
   receiveFd(listenFd: number, timeoutMs: number): Promise<{ fd: number; data: string }>;
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
@@ -173,12 +174,23 @@ export function getWinsize(fd: number): { rows: number; cols: number } {
 }
 
 /**
- * A listening AF_UNIX stream socket (close-on-exec, backlog 1) bound at `path`, as a raw fd.
- * It is runc's --console-socket: Node's net.Server cannot receive SCM_RIGHTS, so receiveFd
- * below does the accept itself. Close it with fs.closeSync and unlink `path` when done.
+ * A listening AF_UNIX stream socket (close-on-exec) bound at `path`, as a raw fd. It is runc's
+ * --console-socket (backlog 1: Node's net.Server cannot receive SCM_RIGHTS, so receiveFd below
+ * does the accept itself), and the daemon's socket, made by `start` before the daemon's
+ * listener exists (connections wait in the backlog). Close it with fs.closeSync and unlink `path` when done.
  */
-export function listenUnix(socketPath: string): number {
-  return native().listenUnix(socketPath);
+export function listenUnix(socketPath: string, backlog = 1): number {
+  if (!Number.isInteger(backlog) || backlog < 1 || backlog > 4096) throw new RangeError(`backlog must be an integer in 1..4096, got ${backlog}`);
+  return native().listenUnix(socketPath, backlog);
+}
+
+/**
+ * setsid() and /dev/null on fds 0, 1 and 2: the shim's `start` process, which goes on as the
+ * daemon, leaves containerd's session and the pipe containerd reads start's output from
+ * (src/shim-actions/start.ts). Throws EPERM if this process leads a process group.
+ */
+export function detachSession(): void {
+  native().detachSession();
 }
 
 /**

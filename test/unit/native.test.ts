@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from 'child_process';
 import { buildSync } from 'esbuild';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import {
@@ -331,6 +332,45 @@ describe('listenUnix and receiveFd (runc --console-socket)', () => {
       expectErrno(() => listenUnix(sock), 'EADDRINUSE');
     } finally {
       fs.closeSync(fd);
+    }
+    expect(() => listenUnix(path.join(dir, 'b.sock'), 0)).toThrow(RangeError);
+  });
+
+  test('with a backlog, connections wait until someone accepts (the daemon\'s socket before its listener exists)', async () => {
+    const sock = path.join(dir, 'backlog.sock');
+    const fd = listenUnix(sock, 16);
+    const clients = Array.from({ length: 4 }, () => net.connect(sock));
+    try {
+      await Promise.all(clients.map((c) => new Promise((resolve, reject) => { c.once('connect', resolve); c.once('error', reject); })));
+      const server = net.createServer((s) => s.end('hello'));
+      await new Promise<void>((resolve) => server.listen({ fd }, resolve));
+      const got = await Promise.all(clients.map((c) => new Promise<string>((resolve) => { let d = ''; c.on('data', (b) => { d += b; }); c.on('end', () => resolve(d)); })));
+      expect(got).toEqual(['hello', 'hello', 'hello', 'hello']);
+      await new Promise((resolve) => server.close(resolve));
+    } finally {
+      for (const c of clients) c.destroy();
+    }
+  });
+});
+
+describe('detachSession', () => {
+  test('makes the process a session leader with /dev/null on fds 0-2', () => {
+    // In a child: it changes the process's session and stdio. Its answer goes out on fd 3.
+    const out = path.join(os.tmpdir(), `ferry-detach-${process.pid}.json`);
+    try {
+      runBundled('detach', `
+        import * as fs from 'fs';
+        import { detachSession } from './native';
+        detachSession();
+        const sid = Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[3]);
+        const fds = [0, 1, 2].map((fd) => fs.readlinkSync('/proc/self/fd/' + fd));
+        fs.writeFileSync(${JSON.stringify(out)}, JSON.stringify({ pid: process.pid, sid, fds }));
+      `);
+      const r = JSON.parse(fs.readFileSync(out, 'utf8')) as { pid: number; sid: number; fds: string[] };
+      expect(r.sid).toBe(r.pid);
+      expect(r.fds).toEqual(['/dev/null', '/dev/null', '/dev/null']);
+    } finally {
+      fs.rmSync(out, { force: true });
     }
   });
 });

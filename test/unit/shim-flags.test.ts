@@ -1,6 +1,6 @@
 import { parseFlags } from '../../src/shim-actions/flags';
 import { bootstrapChoice, bootstrapText } from '../../src/shim-actions/bootstrap';
-import { groupIdFor, socketPathFor } from '../../src/shim-actions/socket-address';
+import { SOCKET_DIR, groupIdFor, socketPathFor } from '../../src/shim-actions/socket-address';
 import { createHash } from 'crypto';
 
 describe('shim flags (Go flag syntax)', () => {
@@ -45,6 +45,11 @@ describe('socket address and grouping', () => {
     const want = createHash('sha256').update('/run/containerd/containerd.sock/default/c1').digest('hex');
     expect(p.endsWith(`/${want}`)).toBe(true);
     expect(p.startsWith('/')).toBe(true);
+    // Any length (SHA-256 pads to 64-byte blocks) and non-ASCII ids digest as node:crypto does.
+    for (const group of ['', 'x'.repeat(20), 'x'.repeat(21), 'x'.repeat(64), 'x'.repeat(300), 'grüppe-ω-😀']) {
+      const digest = createHash('sha256').update(`/run/containerd/containerd.sock/default/${group}`.replace(/\/$/, '')).digest('hex');
+      expect(socketPathFor('/run/containerd/containerd.sock', 'default', group)).toBe(`${SOCKET_DIR}/${digest}`);
+    }
   });
   test('group annotations in order of precedence, else the id', () => {
     expect(groupIdFor('c1', 'ns', { 'io.containerd.runc.v2.group': 'g', 'io.kubernetes.cri.sandbox-id': 's' })).toBe('g');
