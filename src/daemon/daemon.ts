@@ -14,6 +14,7 @@ import { taskServices } from '../service/task-rpc';
 import { setChildSubreaper } from '../sys/native';
 import { CreateTaskRequest } from '../../api/gen/containerd/task/v2/shim';
 import { GroupMembership } from './group-membership';
+import { diagnosticsDirFromEnv, installDiagnostics } from './diagnostics';
 
 export async function runDaemon(flags: ShimFlags): Promise<void> {
   const bundle = process.cwd();
@@ -78,6 +79,15 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
     if (service.size === 0 && membership.pending === 0) void exit(0);
     else log.warn('SIGTERM ignored: containers are still running');
   });
+  const diagnosticsDir = diagnosticsDirFromEnv();
+  if (diagnosticsDir) {
+    installDiagnostics({
+      dir: diagnosticsDir,
+      heapSnapshot: process.env.FERRY_DIAGNOSTICS_HEAP === '1',
+      holds: () => ({ tasks: service.size, connections: listener?.connectionCount ?? 0 }),
+      log: (msg) => log.info(msg),
+    });
+  }
   process.on('uncaughtException', (err) => log.error(`uncaught exception: ${err.stack ?? err.message}`));
   process.on('unhandledRejection', (err) => log.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
 }
