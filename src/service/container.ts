@@ -9,6 +9,8 @@ import type { RuntimeOptions } from './runtime-options';
 
 export class Container {
   readonly execs = new Map<string, ExecProcess>();
+  /** Settles when the checkpoint running now (if any) has ended. */
+  private checkpointing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -33,6 +35,31 @@ export class Container {
     const p = this.execs.get(execId);
     if (!p) throw new NotFoundError(`process ${execId} does not exist: not found`);
     return p;
+  }
+
+  /**
+   * Runs `dump` as this container's checkpoint, after any earlier one. While CRIU holds the
+   * container frozen, runc refuses an exec ("cannot exec in a paused container"), and a pause
+   * or resume would fight CRIU over the freezer: those wait for afterCheckpoint() instead.
+   */
+  async checkpoint<T>(dump: () => Promise<T>): Promise<T> {
+    const earlier = this.checkpointing;
+    let done!: () => void;
+    this.checkpointing = new Promise((resolve) => { done = resolve; });
+    try {
+      await earlier;
+      return await dump();
+    } finally {
+      done();
+    }
+  }
+
+  /** Resolves once no checkpoint of this container is running. */
+  async afterCheckpoint(): Promise<void> {
+    for (let current = this.checkpointing; ; current = this.checkpointing) {
+      await current;
+      if (current === this.checkpointing) return;
+    }
   }
 
   runningExecs(): ExecProcess[] {

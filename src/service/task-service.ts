@@ -158,6 +158,7 @@ export class TaskService {
       throw new FailedPreconditionError(`container ${c.id} init process is not running`);
     }
     const p = c.exec(r.execId);
+    await c.afterCheckpoint();
     const gate = p.start();
     this.startGates.set(p, gate.catch(() => undefined));
     await gate;
@@ -253,12 +254,14 @@ export class TaskService {
 
   async pause(r: shim.PauseRequest): Promise<void> {
     const c = this.get(r.id);
+    await c.afterCheckpoint();
     await c.init.pause();
     this.publish('/tasks/paused', 'containerd.events.TaskPaused', ev.TaskPaused, { containerId: c.id });
   }
 
   async resume(r: shim.ResumeRequest): Promise<void> {
     const c = this.get(r.id);
+    await c.afterCheckpoint();
     await c.init.resume();
     this.publish('/tasks/resumed', 'containerd.events.TaskResumed', ev.TaskResumed, { containerId: c.id });
   }
@@ -301,9 +304,13 @@ export class TaskService {
   async checkpoint(r: shim.CheckpointTaskRequest): Promise<void> {
     const c = this.get(r.id);
     c.init.check('checkpoint');
-    await checkpointContainer({
-      id: c.id, bundle: c.bundle, runc: c.runc, path: r.path, options: decodeCheckpointOptions(r.options),
-      criuPath: c.options.criuPath, criuWorkPath: c.options.criuWorkPath,
+    const options = decodeCheckpointOptions(r.options);
+    await c.checkpoint(async () => {
+      c.init.check('checkpoint'); // it may have exited while an earlier checkpoint ran
+      await checkpointContainer({
+        id: c.id, bundle: c.bundle, runc: c.runc, path: r.path, options,
+        criuPath: c.options.criuPath, criuWorkPath: c.options.criuWorkPath,
+      });
     });
     this.publish('/tasks/checkpointed', 'containerd.events.TaskCheckpointed', ev.TaskCheckpointed, { containerId: c.id, checkpoint: r.path });
   }
