@@ -14,9 +14,11 @@ import { taskServices } from '../service/task-rpc';
 import { setChildSubreaper } from '../sys/native';
 import { CreateTaskRequest } from '../../api/gen/containerd/task/v2/shim';
 import { GroupMembership } from './group-membership';
+import { dropAddedEnv } from '../shim-actions/daemon-tuning';
 import { diagnosticsDirFromEnv, installDiagnostics } from './diagnostics';
 
 export async function runDaemon(flags: ShimFlags): Promise<void> {
+  dropAddedEnv();
   const bundle = process.cwd();
   // containerd removes bundle directories; never keep one as our working directory.
   process.chdir('/');

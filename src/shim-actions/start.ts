@@ -18,6 +18,7 @@ import { groupIdFor, socketPathFor } from './socket-address';
 import { joinGroup, withStartLock } from '../daemon/group-membership';
 import { readStartOptions } from './start-options';
 import { moveToCgroup } from './shim-cgroup';
+import { DAEMON_NODE_ARGS, daemonEnv } from './daemon-tuning';
 
 export const LISTEN_FD = 3;
 
@@ -59,12 +60,12 @@ async function spawnDaemon(flags: ShimFlags, scriptPath: string, bundle: string,
   fs.chmodSync(socketPath, 0o600);
 
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  const child = spawn(process.execPath, [scriptPath, ...flags.argsWithoutAction], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_ARGS, scriptPath, ...flags.argsWithoutAction], {
     cwd: bundle,
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', fd],
     // FERRY_JOIN_ID: the daemon holds a reservation for its first container, like a joined one.
-    env: { ...process.env, FERRY_SOCKET_PATH: socketPath, FERRY_LISTEN_FD: String(LISTEN_FD), FERRY_JOIN_ID: flags.id },
+    env: daemonEnv({ ...process.env, FERRY_SOCKET_PATH: socketPath, FERRY_LISTEN_FD: String(LISTEN_FD), FERRY_JOIN_ID: flags.id }),
   });
   child.unref();
   try {
