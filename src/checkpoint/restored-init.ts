@@ -3,6 +3,7 @@
 // `runc restore --detach --no-subreaper` with the container's IO (pipes, or a pty through the
 // console socket), starts copying it, and claims the restored pid from our reaper. The staging directory is removed after the restore, success or failure.
 import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 import { consoleOf } from '../io/console-io';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import { InitProcess, type InitOptions } from '../process/init-process';
@@ -10,6 +11,8 @@ import { readPidFile } from '../process/pid-file';
 import type { Runc } from '../runc/runc';
 import { removeStagingDir } from '../format/archive-staging';
 import type { RestorePlan } from './restore';
+import { criuFailureLine } from './criu-log';
+import { RuntimeError } from '../runc/runtime-error';
 
 export class RestoredInitProcess extends InitProcess {
   constructor(
@@ -36,6 +39,9 @@ export class RestoredInitProcess extends InitProcess {
     try {
       await fsp.mkdir(this.plan.workPath, { recursive: true, mode: 0o700 });
       await fsp.rm(this.pidFile, { force: true });
+      const restoreLog = path.join(this.plan.workPath, 'restore.log');
+      // A log left by an earlier restore must not be quoted for this one.
+      await fsp.rm(restoreLog, { force: true });
       try {
         await this.restoreRunc.restore(this.id, this.bundle, {
           imagePath: this.plan.imagePath,
@@ -45,6 +51,11 @@ export class RestoredInitProcess extends InitProcess {
           noPivot: this.restoreOptions.noPivotRoot,
           stdio: this.io?.childStdio(),
         });
+      } catch (err) {
+        // runc says only "criu failed"; the cause is in CRIU's log.
+        const runcLine = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+        const criuLine = await criuFailureLine(restoreLog);
+        throw new RuntimeError(`${runcLine}; CRIU log ${restoreLog}${criuLine ? `: ${criuLine}` : ' (missing)'}`);
       } finally {
         this.io?.closeChildEnds();
       }

@@ -15,10 +15,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Containerd } from '../helpers/containerd';
 import { REPO_ROOT } from '../helpers/containerd';
-import { callTasks, runcCheckpointOptions } from '../helpers/containerd-api';
+import { callTasks, runcCheckpointOptions, TasksClient } from '../helpers/containerd-api';
+import { CRIU_TAR, ctrOk, ingestCheckpoint, restoreLeftovers, rootfsMounts, type Desc } from '../helpers/checkpoint-content';
 import { runningNormally } from '../helpers/freezer';
 import { ctrRunDetached, expectExit, FERRY_RUNTIME, lanes, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
-import { waitFor } from '../helpers/procfs';
+import { listProcs, waitFor } from '../helpers/procfs';
 
 jest.setTimeout(300_000);
 
@@ -46,6 +47,50 @@ async function criuTarsInContentStore(c: Containerd): Promise<string[]> {
   const r = await c.ctr(['content', 'ls']);
   expectExit(c, r, 0);
   return r.stdout.split('\n').filter((l) => /criu\.checkpoint|checkpoint\.criu/.test(l));
+}
+
+/** The descriptor of the CRIU tar in a checkpoint image. */
+async function criuTarOf(c: Containerd, ref: string): Promise<Desc> {
+  const ls = await ctrOk(c, ['images', 'ls']);
+  const line = ls.split('\n').find((l) => l.startsWith(ref + ' '));
+  if (!line) throw new Error(`image ${ref} not listed:\n${ls}`);
+  const index = JSON.parse(await ctrOk(c, ['content', 'get', line.split(/\s+/)[2]!])) as { manifests: Desc[] };
+  const d = index.manifests.find((m) => m.mediaType === CRIU_TAR);
+  if (!d) throw new Error(`no CRIU tar in ${ref}`);
+  return d;
+}
+
+async function contentBytes(c: Containerd, digest: string): Promise<Buffer> {
+  const child = c.spawnCtr(['content', 'get', digest]);
+  const chunks: Buffer[] = [];
+  child.stdout!.on('data', (b: Buffer) => chunks.push(b));
+  await new Promise((r) => child.once('close', r));
+  return Buffer.concat(chunks);
+}
+
+/** Unpacks a tar, lets `edit` change the tree, packs it again. */
+function editTar(tar: Buffer, edit: (dir: string) => void): Buffer {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-damage-'));
+  try {
+    const dir = path.join(tmp, 'd');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(tmp, 'in.tar'), tar);
+    execFileSync('tar', ['-xf', path.join(tmp, 'in.tar'), '-C', dir]);
+    edit(dir);
+    return execFileSync('tar', ['-cf', '-', '-C', dir, '.'], { maxBuffer: 512 * 1024 * 1024 });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Processes whose root directory lies under `dir` (a container's rootfs in a bundle). */
+function processesRootedIn(dir: string): string[] {
+  return listProcs().flatMap((p) => {
+    try {
+      const root = fs.readlinkSync(`/proc/${p.pid}/root`);
+      return root.startsWith(dir) ? [`${p.pid} ${p.argv.join(' ')} (root ${root})`] : [];
+    } catch { return []; }
+  });
 }
 
 async function removeTask(c: Containerd, id: string): Promise<void> {
@@ -125,6 +170,66 @@ describe.each(lanes().filter((l) => l.runtime === FERRY_RUNTIME))('checkpoint fa
       }
     } finally {
       execFileSync('umount', [mnt]);
+    }
+  });
+});
+
+describe.each(lanes().filter((l) => l.runtime === FERRY_RUNTIME))('restore faults [$name]', (lane: Lane) => {
+  const containerd = useContainerd(lane);
+
+  test(`a restore whose CRIU fails half-way: the error quotes CRIU, no process is left, the record restores from a good checkpoint [${lane.name}]`, async () => {
+    const c = containerd();
+    const src = uniqueId('heldsrc');
+    const ref = `ckpt/${src}:v1`;
+    // fd 3 holds /tmp/held open for the whole life of the shell: CRIU records it by name.
+    const holder = ['sh', '-c', 'echo held > /tmp/held; exec 3</tmp/held; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
+    expectExit(c, await ctrRunDetached(c, lane, src, holder), 0);
+    await waitForStatus(c, src, 'RUNNING');
+    await waitFor(async () => (await readCount(c, src)) >= 20, 20000, 200);
+    await ctrOk(c, ['container', 'checkpoint', '--task', '--rw', '--image', src, ref]);
+    const atCheckpoint = await readCount(c, src);
+    await removeTask(c, src);
+    const good = await criuTarOf(c, ref);
+    const goodTar = await contentBytes(c, good.digest);
+    // The damage: files.img names the held file tmp/gone (same length, so the protobuf stays
+    // valid and every image is whole); the restored root has no such file. CRIU finds out only
+    // when the restored task opens its files, after it has forked the process tree.
+    const damaged = await ingestCheckpoint(c, editTar(goodTar, (d) => {
+      const img = path.join(d, 'files.img');
+      const bytes = fs.readFileSync(img);
+      const at = bytes.indexOf('tmp/held');
+      expect(at).toBeGreaterThan(0);
+      bytes.write('tmp/gone', at);
+      fs.writeFileSync(img, bytes);
+    }));
+    const id = uniqueId('halfway');
+    await ctrOk(c, ['container', 'restore', '--rw', id, ref]);
+    await ctrOk(c, ['task', 'rm', '-f', id]);
+    const mounts = await rootfsMounts(c, id);
+    const api = new TasksClient(c.address, c.namespace);
+    try {
+      await api.create({ containerId: id, rootfs: mounts, checkpoint: { ...damaged, annotations: {} } });
+      const err = await api.start(id).then(() => undefined, (e: Error) => e);
+      expect(err).toBeDefined();
+      // "1:" is the restored task's pid in its namespace: CRIU failed inside the forked tree.
+      expect((err as { details?: string }).details).toMatch(/^OCI runtime restore failed: .*; CRIU log \S+\/restore\.log: \(\S+\)\s+1: Error \(criu\/files-reg\.c:\d+\): Can't open file tmp\/gone on restore: No such file or directory(: unknown)?$/);
+      // No restored process survives the failure, not even before the task is deleted; no runc
+      // container, nothing half-created once it is.
+      expect(processesRootedIn(c.state)).toEqual([]);
+      expect(fs.existsSync(`/run/containerd/runc/${c.namespace}/${id}`)).toBe(false);
+      await c.ctr(['task', 'rm', '-f', id]);
+      expect(await restoreLeftovers(c, id)).toEqual([]);
+      // The same container record restores from the good checkpoint.
+      await api.create({ containerId: id, rootfs: mounts, checkpoint: { ...good, annotations: {} } });
+      await api.start(id);
+      await waitForStatus(c, id, 'RUNNING');
+      const n = await readCount(c, id);
+      expect(n).toBeGreaterThanOrEqual(atCheckpoint - 50);
+      expect(await waitFor(async () => (await readCount(c, id)) > n, 10000, 200)).toBe(true);
+    } finally {
+      api.close();
+      await removeTask(c, id);
+      await c.ctr(['image', 'rm', '--sync', ref]);
     }
   });
 });
