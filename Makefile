@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e demo bench bench-quick build/bench/run.js clean
 
 all: build
 
@@ -31,9 +31,11 @@ build: deps
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
 	node contrib/bundle.js
 
+# Installs copies that need nothing from this tree: launchers in $(PREFIX)/bin, bundles, code
+# caches and native addons in $(PREFIX)/lib/ferry (contrib/install.sh says what and why).
+PREFIX ?= /usr/local
 install: build
-	ln -sf $(CURDIR)/shim/containerd-shim-ferry-v2 /usr/local/bin/containerd-shim-ferry-v2
-	ln -sf $(CURDIR)/shim/ferry /usr/local/bin/ferry
+	bash contrib/install.sh "$(PREFIX)"
 
 test: test-unit test-e2e
 
@@ -49,9 +51,18 @@ demo: build
 	node build/demo/demo.js
 
 # Bundled into build/bench/ so the test helpers find the repository two levels up.
-bench: build
-	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning
-	node build/bench/run.js
+# `make bench` (unattended, ~15-25 min; records docs/benchmarks.{md,json}): every suite with
+# NODE_EXTRA_CA_CERTS in containerd's environment (as on this machine), then the start-up
+# sensitive suites without it. `make bench-quick`: a ~2-minute smoke run, never recorded.
+build/bench/run.js: build
+	$(NODE_BIN)/esbuild bench/run.ts --bundle --platform=node --target=node20 --outfile=build/bench/run.js --log-level=warning --external:zstd-napi
+
+bench: build/bench/run.js
+	BENCH_CA=set node build/bench/run.js
+	BENCH_CA=unset BENCH_ONLY=lifecycle,operations BENCH_DEADLINE_MIN=5 node build/bench/run.js
+
+bench-quick: build/bench/run.js
+	BENCH_QUICK=1 node build/bench/run.js
 
 clean:
 	rm -rf dist build

@@ -39,10 +39,17 @@ run() { # run <ts-proto options> <proto files...>
 }
 
 # Everything but the cgroup metrics: 64-bit fields become numbers.
-mapfile -t main_files < <(cd api/proto && find . -name '*.proto' ! -path './io/containerd/cgroups/*' | sed 's|^\./||' | LC_ALL=C sort)
+mapfile -t main_files < <(cd api/proto && find . -name '*.proto' ! -path './io/containerd/cgroups/*' ! -path './criu/*' | sed 's|^\./||' | LC_ALL=C sort)
 run "$common,forceLong=number" "${main_files[@]}"
 
 # cgroup metrics: counters and limits really use 64 bits (an unlimited cgroup v1
 # memory limit is 9223372036854771712 > 2^53), so these get bigint.
 mapfile -t cgroup_files < <(cd api/proto && find ./io/containerd/cgroups -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
 run "$common,forceLong=bigint" "${cgroup_files[@]}"
+
+# CRIU's image messages (proto2, no package): bigint, since a 64-bit field of an untrusted image
+# (a signal mask, an address) may use all 64 bits and must decode, not throw; the decoder bounds
+# what it turns into numbers. initializeFieldsAsUndefined=false keeps proto2 presence: an absent
+# optional field stays undefined, not 0 (CRIU reads pagemaps by has_nr_pages / has_flags).
+mapfile -t criu_files < <(cd api/proto && find ./criu -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
+run "$common,forceLong=bigint,initializeFieldsAsUndefined=false" "${criu_files[@]}"

@@ -2,6 +2,7 @@
 // compared, and a few timing helpers around `ctr`.
 import * as fs from 'node:fs';
 import type { Containerd, CtrResult } from '../test/helpers/containerd';
+import type { CpuMeter } from './cpu-meter';
 import { msSince } from './stats';
 
 export type RuntimeLabel = 'ferry' | 'go';
@@ -21,6 +22,8 @@ export interface BenchContext {
   c: Containerd;
   image: string;
   quick: boolean;
+  /** CPU time of containerd and its children (undefined where no cgroup could be made). */
+  cpu?: CpuMeter;
   log(msg: string): void;
 }
 
@@ -67,4 +70,19 @@ export function procKiB(file: string, key: string): number | undefined {
   }
   const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
   return m ? Number(m[1]) : undefined;
+}
+
+/** Resolves after `ms`. */
+export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Wall time of one ctr command, and the CPU containerd and its children spent on it: read
+ * `settleMs` after ctr returned, so a shim daemon's exit (which follows its last answer) counts.
+ */
+export async function timedCtrWithCpu(ctx: BenchContext, args: string[], timeoutMs = 120000, settleMs = 0): Promise<{ ms: number; cpuMs?: number; r: CtrResult }> {
+  const c0 = ctx.cpu?.usedMs();
+  const { ms, r } = await timedCtr(ctx, args, timeoutMs);
+  if (settleMs) await pause(settleMs);
+  const c1 = ctx.cpu?.usedMs();
+  return { ms, r, cpuMs: c0 !== undefined && c1 !== undefined ? c1 - c0 : undefined };
 }

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BenchContext, envCount, mustSucceed, RuntimeLabel, roundOrder, timedCtr, Runtime } from './context';
+import { BenchContext, envCount, mustSucceed, RuntimeLabel, roundOrder, timedCtrWithCpu, Runtime } from './context';
 import { ratio, summarize, Summary } from './stats';
 
 export interface LifecycleResult {
@@ -15,6 +15,9 @@ export interface LifecycleResult {
   command: string;
   runMs: Record<RuntimeLabel, Summary>;
   runRatio: { median: number; p90: number; mean: number };
+  /** CPU of containerd + shim + runc per run (cgroup; the container's own CPU is not in it). */
+  runCpuMs?: Record<RuntimeLabel, Summary>;
+  runCpuRatio?: { median: number; p90: number; mean: number };
   /** `start` alone, measured inside a wrapper (undefined when the pass was skipped). */
   startMs?: Record<RuntimeLabel, Summary>;
   startRatio?: { median: number; p90: number; mean: number };
@@ -22,15 +25,19 @@ export interface LifecycleResult {
 
 let runCounter = 0;
 
-async function runEcho(ctx: BenchContext, runtime: string, label: string): Promise<number> {
+/** Settle time before reading the CPU counter: the daemon exits just after its last answer. */
+export const CPU_SETTLE_MS = 200;
+
+async function runEcho(ctx: BenchContext, runtime: string, label: string, cpu: number[] = []): Promise<number> {
   const id = `bench-echo-${label}-${process.pid}-${++runCounter}`;
-  const { ms, r } = await timedCtr(ctx, ['run', '--rm', '--runtime', runtime, ctx.image, id, 'echo', 'hi'], 60000);
+  const { ms, r, cpuMs } = await timedCtrWithCpu(ctx, ['run', '--rm', '--runtime', runtime, ctx.image, id, 'echo', 'hi'], 60000, ctx.cpu ? CPU_SETTLE_MS : 0);
   mustSucceed(ctx, `ctr run --runtime ${runtime} echo hi`, r);
   if (r.stdout !== 'hi\n') throw new Error(`ctr run --runtime ${runtime}: expected "hi\\n", got ${JSON.stringify(r.stdout)}`);
+  if (cpuMs !== undefined) cpu.push(cpuMs);
   return ms;
 }
 
-function ratios(a: Summary, b: Summary): { median: number; p90: number; mean: number } {
+export function ratios(a: Summary, b: Summary): { median: number; p90: number; mean: number } {
   return { median: ratio(a.median, b.median), p90: ratio(a.p90, b.p90), mean: ratio(a.mean, b.mean) };
 }
 
@@ -82,10 +89,11 @@ function readStartLog(dir: string, label: RuntimeLabel): number[] {
 export async function benchLifecycle(ctx: BenchContext, timedShimDir: string | undefined): Promise<LifecycleResult> {
   const n = envCount('BENCH_N', 20, 3, ctx.quick);
   const samples: Record<RuntimeLabel, number[]> = { ferry: [], go: [] };
+  const cpu: Record<RuntimeLabel, number[]> = { ferry: [], go: [] };
   // One unrecorded run each: the first start pays for cold caches (binaries, image snapshot).
   for (const rt of roundOrder(0)) await runEcho(ctx, rt.name, rt.label);
   for (let i = 0; i < n; i++) {
-    for (const rt of roundOrder(i)) samples[rt.label].push(await runEcho(ctx, rt.name, rt.label));
+    for (const rt of roundOrder(i)) samples[rt.label].push(await runEcho(ctx, rt.name, rt.label, cpu[rt.label]));
   }
   const runMs = { ferry: summarize(samples.ferry), go: summarize(samples.go) };
   const result: LifecycleResult = {
@@ -94,6 +102,10 @@ export async function benchLifecycle(ctx: BenchContext, timedShimDir: string | u
     runMs,
     runRatio: ratios(runMs.ferry, runMs.go),
   };
+  if (cpu.ferry.length && cpu.go.length) {
+    result.runCpuMs = { ferry: summarize(cpu.ferry), go: summarize(cpu.go) };
+    result.runCpuRatio = ratios(result.runCpuMs.ferry, result.runCpuMs.go);
+  }
   ctx.log(`lifecycle: ferry median ${runMs.ferry.median.toFixed(1)} ms, go ${runMs.go.median.toFixed(1)} ms`);
 
   if (timedShimDir) {

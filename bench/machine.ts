@@ -21,7 +21,7 @@ export interface MachineInfo {
   /** containerd passes its environment to shims: with this set every Node start costs ~85 ms more (NOTES.md). */
   nodeExtraCaCertsInContainerdEnv: boolean;
   cgroups: string;
-  /** The ferry build measured: HEAD, whether the tree had local changes, dist/shim.js's mtime. */
+  /** The ferry build measured: HEAD, whether the tree had local changes, dist/shim-daemon.js's mtime. */
   ferryBuild: string;
   /** 1/5/15-minute load averages when the run began: this VM is shared, other work skews figures. */
   loadAverage: number[];
@@ -49,11 +49,11 @@ function ferryBuild(): string {
   }
   let built = 'missing';
   try {
-    built = fs.statSync(path.join(REPO_ROOT, 'dist', 'shim.js')).mtime.toISOString();
+    built = fs.statSync(path.join(REPO_ROOT, 'dist', 'shim-daemon.js')).mtime.toISOString();
   } catch {
     /* reported as missing */
   }
-  return `${head}${dirty}; dist/shim.js built ${built}`;
+  return `${head}${dirty}; dist/shim-daemon.js built ${built}`;
 }
 
 function countOtherContainerds(ours: number | undefined): number {

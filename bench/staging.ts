@@ -1,6 +1,6 @@
 // Staging speed: src/format/archive-staging.ts's stageCheckpointArchive (the defensive
 // unpacker ferry uses for untrusted checkpoint archives) against GNU `tar -xf` of the same
-// archive, plain tar and tar+gzip. The archive looks like a CRIU checkpoint: a few large page
+// archive, plain tar (`tar -xf`), tar+gzip (`tar -xzf`) and tar+zstd (`tar --zstd -xf`). The archive looks like a CRIU checkpoint: a few large page
 // images (half random, half zero pages: CRIU images of real processes compress partly) plus
 // many small image files.
 //
@@ -20,7 +20,9 @@ import { BenchContext, envCount } from './context';
 import { msSince, ratio, summarize, Summary } from './stats';
 
 export interface StagingFormatResult {
-  format: 'tar' | 'tar+gzip';
+  format: 'tar' | 'tar+gzip' | 'tar+zstd';
+  /** The GNU tar command it was compared with. */
+  tarCommand: string;
   archiveMiB: number;
   ferryMs: Summary;
   gnuTarMs: Summary;
@@ -76,9 +78,9 @@ function buildContent(dir: string, totalMiB: number): { files: number; bytes: nu
   return { files: smallCount + sizes.length + 1, bytes: bytes + big };
 }
 
-function runTar(archive: string, dest: string): Promise<void> {
+function runTar(flags: string[], archive: string, dest: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p = spawn('tar', ['-xf', archive, '-C', dest], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('tar', [...flags, archive, '-C', dest], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.once('error', reject);
@@ -109,11 +111,14 @@ export async function benchStaging(ctx: BenchContext): Promise<StagingResult> {
     const tarPath = path.join(work, 'checkpoint.tar');
     const gzPath = path.join(work, 'checkpoint.tar.gz');
     execFileSync('tar', ['-cf', tarPath, '-C', src, '.']);
+    const zstPath = path.join(work, 'checkpoint.tar.zst');
     execFileSync('sh', ['-c', `gzip -1 -c ${JSON.stringify(tarPath)} > ${JSON.stringify(gzPath)}`]);
+    execFileSync('zstd', ['-q', '-1', '-T1', '-o', zstPath, tarPath]);
     fs.rmSync(src, { recursive: true });
     const contentMiBExact = bytes / 2 ** 20;
     const formats: StagingFormatResult[] = [];
-    for (const [format, archive] of [['tar', tarPath], ['tar+gzip', gzPath]] as const) {
+    const cases = [['tar', tarPath, ['-xf']], ['tar+gzip', gzPath, ['-xzf']], ['tar+zstd', zstPath, ['--zstd', '-xf']]] as const;
+    for (const [format, archive, tarFlags] of cases) {
       const ferry: number[] = [];
       const gnu: number[] = [];
       // The archive is read once first so both start from a warm page cache, and each sample
@@ -132,7 +137,7 @@ export async function benchStaging(ctx: BenchContext): Promise<StagingResult> {
             ferry.push(msSince(t0));
             if (r.skipped.length) throw new Error(`staging skipped entries of a clean archive: ${JSON.stringify(r.skipped.slice(0, 3))}`);
           } else {
-            await runTar(archive, dest);
+            await runTar([...tarFlags], archive, dest);
             gnu.push(msSince(t0));
           }
           fs.rmSync(dest, { recursive: true });
@@ -142,6 +147,7 @@ export async function benchStaging(ctx: BenchContext): Promise<StagingResult> {
       const gnuTarMs = summarize(gnu);
       formats.push({
         format,
+        tarCommand: `tar ${tarFlags.join(' ')}`,
         archiveMiB: fs.statSync(archive).size / 2 ** 20,
         ferryMs,
         gnuTarMs,

@@ -38,6 +38,17 @@ fetch_godeps() {
   for d in debs/golang-*-dev_*.deb; do dpkg -x "$d" "$gocode"; done
 }
 
+# Downloads a source package's files (only the ones listed must arrive; Debian's mirror
+# sometimes lacks a .dsc or .debian.tar.xz of an older upload, which apt reports but we do not need).
+fetch_source() {
+  local spec=$1; shift
+  apt-get -o APT::Sandbox::User=root source --download-only -q "$spec" >/dev/null 2>&1 || true
+  local f
+  for f in "$@"; do
+    [ -s "$f" ] || { echo "backport: could not download $f ($spec) from Debian's archive" >&2; exit 1; }
+  done
+}
+
 # Writes a binary package NAME VERSION DEPENDS DESCRIPTION from the staged tree $work/pkg-NAME.
 pack() {
   local name=$1 version=$2 depends=$3 desc=$4 root="$work/pkg-$1"
@@ -59,7 +70,7 @@ EOF
 }
 
 # --- criu 4.2.1 (C; only the criu binary is built: no docs, no plugins, no python tools)
-apt-get -o APT::Sandbox::User=root source --download-only -q criu/forky >/dev/null 2>&1 || true
+fetch_source criu/forky criu_4.2.1.orig.tar.xz
 tar xf criu_4.2.1.orig.tar.xz
 make -s -C criu-4.2.1 -j"$(nproc)" criu >"$work/criu-build.log" 2>&1 || { tail -30 "$work/criu-build.log"; exit 1; }
 install -D -m 0755 criu-4.2.1/criu/criu "$work/pkg-criu/usr/sbin/criu"
@@ -68,7 +79,7 @@ pack criu "4.2.1-1$suffix" \
   "checkpoint/restore in userspace (CRIU) 4.2.1"
 
 # --- runc 1.1.15 (Debian's patches applied, built as debian/rules does)
-apt-get -o APT::Sandbox::User=root source --download-only -q runc/trixie >/dev/null 2>&1 || true
+fetch_source runc/trixie runc_1.1.15+ds1.orig.tar.xz runc_1.1.15+ds1-2.debian.tar.xz
 mkdir -p gp-runc/src/github.com/opencontainers
 tar xf runc_1.1.15+ds1.orig.tar.xz
 mv runc-1.1.15* gp-runc/src/github.com/opencontainers/runc
@@ -88,7 +99,7 @@ pack runc "1.1.15+ds1-2$suffix" "libc6 (>= 2.34), libseccomp2 (>= 2.5.0)" \
   "Open Container Project - runtime (1.1.15)"
 
 # --- checkpointctl 1.3.0 (pure Go, built static)
-apt-get -o APT::Sandbox::User=root source --download-only -q golang-github-checkpoint-restore-checkpointctl/trixie >/dev/null 2>&1 || true
+fetch_source golang-github-checkpoint-restore-checkpointctl/trixie golang-github-checkpoint-restore-checkpointctl_1.3.0+ds1.orig.tar.xz
 mkdir -p gp-cctl/src/github.com/checkpoint-restore
 tar xf golang-github-checkpoint-restore-checkpointctl_1.3.0+ds1.orig.tar.xz
 mv checkpointctl-1.3.0 gp-cctl/src/github.com/checkpoint-restore/checkpointctl

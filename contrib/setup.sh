@@ -12,7 +12,8 @@
 #                       never installed, it would replace 1.7)
 #   from the running suite: iptables (CRIU locks the network with it), busybox-static (test
 #   images), protobuf-compiler (make proto), jq, and for the tests podman, buildah, skopeo and
-#   docker-registry (real producers of checkpoint archives and a loopback registry).
+#   docker-registry (real producers of checkpoint archives and a loopback registry), zstd
+#   (the benchmark compares staging with `tar --zstd -xf`).
 #
 # It prints what it installed or upgraded (from dpkg's log). A second run changes nothing.
 set -euo pipefail
@@ -90,7 +91,7 @@ fi
 
 # --- containerd 1.7 (trixie, by name), the running suite's helpers and test tools
 have containerd '1.7' || apt_install containerd/trixie
-apt_install $(missing iptables busybox-static protobuf-compiler jq podman buildah skopeo docker-registry uidmap)
+apt_install $(missing iptables busybox-static protobuf-compiler jq podman buildah skopeo docker-registry uidmap zstd)
 # docker-registry starts a registry on :5000 at install; the tests run their own on loopback.
 for svc in docker-registry; do
   if systemctl is-enabled "$svc" >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi

@@ -1,13 +1,18 @@
 // Entry point of containerd-shim-ferry-v2. The action decides what runs:
 //   start   print the address of a (new or shared) daemon and exit — containerd's critical path
 //   delete  clean up a bundle whose daemon is gone, print a DeleteResponse
-//   (none)  the daemon itself
-// Modules are required lazily so `start` loads only what it needs.
+//   (none)  the daemon itself, from its own bundle (dist/shim-daemon.js): `start` and `delete`
+//           never compile grpc-js, winston or the task service.
+// dist/shim-entry.js loads this bundle and calls main(); see src/loader/.
+import * as path from 'node:path';
 import { parseFlags } from './shim-actions/flags';
+import { loadBundle } from './loader/code-cache';
 
 export const VERSION = '0.1.0';
+/** The daemon's bundle, beside this one (contrib/bundle.js). */
+export const DAEMON_BUNDLE = 'shim-daemon.js';
 
-async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[]): Promise<void> {
   let flags;
   try {
     flags = parseFlags(argv);
@@ -33,7 +38,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case '': {
-      const { runDaemon } = await import('./daemon/daemon');
+      const { runDaemon } = loadBundle(path.join(__dirname, DAEMON_BUNDLE)) as typeof import('./daemon/daemon');
       await runDaemon(flags);
       return;
     }
@@ -43,7 +48,3 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: Error) => {
-  process.stderr.write(`containerd-shim-ferry-v2: ${err.message}\n`);
-  process.exit(1);
-});

@@ -9,6 +9,7 @@ import type { RuntimeOptions } from '../service/runtime-options';
 import { mergeRestoredAnnotations } from '../format/annotations';
 import { isArchiveFile, removeStagingDir, stageCheckpointArchive } from '../format/archive-staging';
 import { assertOnlyRegularFilesAndDirs } from '../format/checkpoint-dir-check';
+import { assertCriuImagesComplete } from '../format/criu/verify';
 import { criuWorkDir } from './checkpoint';
 import { ensureCriu, type CriuInfo } from './criu';
 import { readCheckpointJson } from '../format/safe-read';
@@ -117,7 +118,8 @@ export async function readSavedSpec(dir: string): Promise<SpecForRestore | undef
 
 /**
  * Resolves, stages and checks the checkpoint for a Create. Refusals: CRIU missing or too old,
- * checkpoint content that is not only regular files and directories, a saved spec that does
+ * checkpoint content that is not only regular files and directories, CRIU images that are not
+ * complete (format/criu/verify.ts: a missing core image, a truncated pages image), a saved spec that does
  * not match the target (pod / namespaces). On refusal the staging directory is gone.
  * When the saved spec has annotations, the bundle's config.json gets them merged in (CDI ones
  * dropped with a warning; the target's own win).
@@ -136,6 +138,9 @@ export async function prepareRestore(r: RestoreRequest): Promise<RestorePlan> {
       await assertOnlyRegularFilesAndDirs(source);
       imagePath = source;
     }
+    // CRIU trusts its images: a truncated pages image sends its restorer into an endless loop.
+    // Refuse an incomplete image set here, before anything is linked, mounted or run.
+    await assertCriuImagesComplete(imagePath);
     if (r.parentCheckpoint) {
       // runc restore has no --parent-path: CRIU follows a `parent` link in the image dir. The
       // content check above refused any link the checkpoint brought; this one is ours.

@@ -4,6 +4,12 @@
 // containerd's words are kept. Multi-line messages (a runc or CRIU log) are folded into one line.
 import { FerryError } from '../errors';
 
+const ERRNO_WORDS: Record<string, string> = {
+  ENOENT: 'no such socket (is containerd running? see -a/--address)',
+  ECONNREFUSED: 'connection refused (is containerd running?)',
+  EACCES: 'permission denied (containerd\'s socket is root-only)',
+};
+
 interface GrpcLikeError { code?: unknown; details?: unknown; message?: unknown }
 
 function isGrpcError(err: unknown): err is GrpcLikeError & { details: string } {
@@ -15,7 +21,10 @@ function isGrpcError(err: unknown): err is GrpcLikeError & { details: string } {
 export function errorReason(err: unknown): string {
   if (err instanceof FerryError) return err.message;
   if (isGrpcError(err)) {
-    if (err.code === 14 /* UNAVAILABLE */ && /connect|No connection established/i.test(err.details)) {
+    if (err.code === 14 /* UNAVAILABLE */) {
+      // grpc-js: "No connection established. Last error: Error: connect ENOENT /path. Resolution note: "
+      const m = /connect (E[A-Z]+) (\S+?)\.?(?:\s|$)/.exec(err.details);
+      if (m) return `cannot reach containerd at ${m[2]}: ${ERRNO_WORDS[m[1]!] ?? m[1]}`;
       return `cannot reach containerd: ${err.details}`;
     }
     return err.details;

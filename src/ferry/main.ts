@@ -9,8 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { CliContext, globalOptions } from './context';
 import { formatCliError } from './cli-error';
 import { COMMANDS } from './commands';
-
-export const FERRY_VERSION = '0.1.0';
+import { FERRY_VERSION } from './version';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('ferry')

@@ -100,3 +100,17 @@ export const CriAnnotation = {
 
 /** Where containerd's CRI puts the CRIU images of a restore: the archive files sit one level up. */
 export const CRI_RESTORE_CHECKPOINT_SUBDIR = ArchiveFile.checkpointDir;
+
+/** Standard OCI media types of the checkpoint images ferry writes (no containerd-specific ones). */
+export const OciMediaType = {
+  index: 'application/vnd.oci.image.index.v1+json',
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+  layer: 'application/vnd.oci.image.layer.v1.tar',
+  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+} as const;
+
+/** OCI layer whiteouts (image-spec layer.md): `.wh.NAME` deletes NAME, `.wh..wh..opq` empties its directory. */
+export const WHITEOUT_PREFIX = '.wh.';
+export const WHITEOUT_OPAQUE = '.wh..wh..opq';

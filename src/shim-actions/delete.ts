@@ -3,6 +3,7 @@
 // daemon would have: `runc delete --force`, the rootfs mount, the socket; and prints a
 // DeleteResponse (exit status 137 = SIGKILL, like the Go shim) on stdout.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { DeleteResponse } from '../../api/gen/containerd/task/v2/shim';
 import { readPidFile } from '../process/pid-file';
@@ -19,15 +20,22 @@ export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
   try {
     options = { ...options, ...JSON.parse(fs.readFileSync(path.join(bundle, 'options.json'), 'utf8')) };
   } catch { /* Create never got that far: defaults */ }
+  const runcRoot = path.join(options.root, flags.namespace);
   const runc = new Runc({
-    binary: options.binaryName, root: path.join(options.root, flags.namespace),
+    binary: options.binaryName, root: runcRoot,
     logPath: path.join(bundle, 'log.json'), systemdCgroup: options.systemdCgroup,
   });
   const problems: string[] = [];
-  try {
-    await runc.delete(flags.id, true);
-  } catch (err) {
-    problems.push(`runc delete: ${(err as Error).message}`);
+  // containerd 1.7 runs this action after every shim exit (cleanupAfterDeadShim), so usually the
+  // daemon's Delete has already run `runc delete` and runc's state directory for the id is gone.
+  // `runc delete --force` would then do nothing (it only removes that directory, and succeeds
+  // when there is none): skip the process, which containerd waits for on every container removal.
+  if (fs.existsSync(path.join(runcRoot, flags.id))) {
+    try {
+      await runc.delete(flags.id, true);
+    } catch (err) {
+      problems.push(`runc delete: ${(err as Error).message}`);
+    }
   }
   try {
     unmountAll(path.join(bundle, 'rootfs'));
@@ -43,7 +51,8 @@ export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
     const p = socketPath.replace(/^unix:\/\//, '');
     // Under the group's start lock: a concurrent `start` may be creating a new daemon at this
     // very path, and its fresh socket must not be mistaken for our dead one.
-    if (p.startsWith('/')) {
+    // (No socket file: nothing of ours to remove, and nothing to lock against.)
+    if (p.startsWith('/') && fs.existsSync(p)) {
       await withStartLock(p, async () => {
         if (!(await isAlive(p))) fs.rmSync(p, { force: true });
       });
@@ -54,7 +63,6 @@ export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
 }
 
 async function isAlive(socketPath: string): Promise<boolean> {
-  const net = await import('node:net');
   return new Promise((resolve) => {
     const s = net.connect(socketPath);
     s.once('connect', () => { s.destroy(); resolve(true); });

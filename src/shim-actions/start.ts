@@ -18,7 +18,7 @@ import { groupIdFor, socketPathFor } from './socket-address';
 import { joinGroup, withStartLock } from '../daemon/group-membership';
 import { readStartOptions } from './start-options';
 import { moveToCgroup } from './shim-cgroup';
-import { DAEMON_NODE_ARGS, daemonEnv } from './daemon-tuning';
+import { daemonEnv } from './daemon-tuning';
 
 export const LISTEN_FD = 3;
 
@@ -60,7 +60,9 @@ async function spawnDaemon(flags: ShimFlags, scriptPath: string, bundle: string,
   fs.chmodSync(socketPath, 0o600);
 
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  const child = spawn(process.execPath, [...DAEMON_NODE_ARGS, scriptPath, ...flags.argsWithoutAction], {
+  // The daemon runs with this process's node flags (the launcher's, shim/containerd-shim-ferry-v2)
+  // and environment, which the launcher already rid of NODE_EXTRA_CA_CERTS and NODE_OPTIONS.
+  const child = spawn(process.execPath, [...process.execArgv, scriptPath, ...flags.argsWithoutAction], {
     cwd: bundle,
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', fd],

@@ -60,6 +60,8 @@ interface Addon {
 
 let addon: Addon | undefined;
 
+const ADDON_FILE = 'ferry_sys.node';
+
 /**
  * The package root: the nearest directory above `from` holding binding.gyp. Walking up works
  * both for src/sys/*.ts (ts-jest) and for the esbuild bundle dist/shim.js.
@@ -74,7 +76,9 @@ export function findPackageRoot(from: string = __dirname): string {
 /** Loads the addon on first use, so modules that import this one start without it. */
 function native(): Addon {
   if (addon === undefined) {
-    const file = path.join(findPackageRoot(), 'build', 'Release', 'ferry_sys.node');
+    // Beside the bundle (dist/, or $PREFIX/lib/ferry once installed), else the build tree's.
+    const beside = path.join(__dirname, ADDON_FILE);
+    const file = fs.existsSync(beside) ? beside : path.join(findPackageRoot(), 'build', 'Release', ADDON_FILE);
     // A require esbuild cannot see: the .node file stays outside the bundle and is loaded at runtime.
     const runtimeRequire = createRequire(file);
     try {

@@ -162,6 +162,44 @@ describeFerry('restore refusals [$name]', (lane: Lane) => {
     await expectRefused(c, 'nsshare', { checkpoint: crafted }, /ipc namespace is shared, the target's is private/);
   });
 
+  // Issue 8 item 6 / issue 9 item 7: CRIU trusts its images (with a truncated pages image CRIU
+  // 4.1's restorer loops forever). The shim checks them before `runc restore`; criu_path is a
+  // wrapper that records every CRIU invocation, so the test sees that CRIU was only asked its
+  // version and never ran a restore.
+  async function expectImagesRefused(prefix: string, edit: (dir: string) => void, message: RegExp): Promise<void> {
+    const c = containerd();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-criuwrap-'));
+    const calls = path.join(dir, 'calls');
+    const wrapper = path.join(dir, 'criu');
+    fs.writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> ${calls}\nexec criu "$@"\n`, { mode: 0o755 });
+    try {
+      const crafted = await ingestCheckpoint(c, editTar(baseTar, edit));
+      await expectRefused(c, prefix, { checkpoint: crafted, options: runcOptions({ criuPath: wrapper }) }, message);
+      const invoked = fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').trim().split('\n') : [];
+      expect(invoked.every((line) => /^(-V|--version)$/.test(line))).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test(`a truncated pages image is refused before CRIU runs, naming the file and both lengths [${lane.name}]`, async () => {
+    let truncated = '';
+    await expectImagesRefused('truncpages', (d) => {
+      const pages = fs.readdirSync(d).filter((n) => /^pages-\d+\.img$/.test(n)).sort((a, b) => fs.statSync(path.join(d, b)).size - fs.statSync(path.join(d, a)).size);
+      truncated = pages[0]!;
+      const size = fs.statSync(path.join(d, truncated)).size;
+      fs.truncateSync(path.join(d, truncated), size - 4096);
+    }, /restore refused: the checkpoint's CRIU images are incomplete or inconsistent: \S+\/pages-\d+\.img: is \d+ bytes, but pagemap-\d+\.img says \d+ bytes \(\d+ pages of 4096 bytes\): truncated/);
+    expect(truncated).toMatch(/^pages-\d+\.img$/);
+  });
+
+  test(`a missing core image is refused before CRIU runs [${lane.name}]`, async () => {
+    await expectImagesRefused('nocore', (d) => {
+      const core = fs.readdirSync(d).filter((n) => /^core-\d+\.img$/.test(n)).sort()[0]!;
+      fs.rmSync(path.join(d, core));
+    }, /restore refused: the checkpoint's CRIU images are incomplete or inconsistent: \S+\/core-\d+\.img: missing/);
+  });
+
   test(`criu_image_path naming a checkpoint archive: staged into ctrd-restore, restored, staging removed [${lane.name}]`, async () => {
     const c = containerd();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-archive-'));

@@ -14,6 +14,7 @@ import { checkRestoreCompatibility, prepareRestore, readSavedSpec } from '../../
 import { defaultRuntimeOptions } from '../../src/service/runtime-options';
 import { Runc } from '../../src/runc/runc';
 import { Code, FerryError } from '../../src/errors';
+import { writeFakeCheckpoint } from '../helpers/criu-images';
 
 let tmp: string;
 beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-ckeng-')); });
@@ -219,13 +220,13 @@ describe('runc checkpoint/restore command lines', () => {
 });
 
 describe('prepareRestore', () => {
+  const oneProcess = { processes: [{ pid: 1, ppid: 0, comm: 'sh', argv: ['sh'], env: [] }] };
   function setup(spec: object) {
     const bundle = path.join(tmp, 'bundle');
     fs.mkdirSync(bundle);
     fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
     const ck = path.join(tmp, 'ck');
-    fs.mkdirSync(ck);
-    fs.writeFileSync(path.join(ck, 'inventory.img'), 'x');
+    writeFakeCheckpoint(ck, oneProcess);
     const options = { ...defaultRuntimeOptions(), criuPath: fakeCriu(path.join(tmp, 'criu'), 'Version: 4.1.1') };
     const warnings: string[] = [];
     const log = { warn: (m: string) => { warnings.push(m); } };
@@ -257,17 +258,32 @@ describe('prepareRestore', () => {
     execFileSync('tar', ['-cf', archive, '-C', ck, '.']);
     const plan = await prepareRestore({ bundle, checkpoint: archive, parentCheckpoint: '', options: { ...options, criuWorkPath: '/w' }, log });
     expect(plan).toMatchObject({ imagePath: path.join(bundle, 'ctrd-restore'), staged: true, workPath: '/w' });
-    expect(fs.readFileSync(path.join(bundle, 'ctrd-restore', 'inventory.img'), 'utf8')).toBe('x');
+    expect(fs.readFileSync(path.join(bundle, 'ctrd-restore', 'inventory.img'))).toEqual(fs.readFileSync(path.join(ck, 'inventory.img')));
   });
 
   test('criu_image_path wins over the request checkpoint; a symlink in a checkpoint dir is refused', async () => {
     const { bundle, ck, options, log } = setup({});
     const other = path.join(tmp, 'other');
-    fs.mkdirSync(other);
+    writeFakeCheckpoint(other, oneProcess);
     const plan = await prepareRestore({ bundle, checkpoint: ck, parentCheckpoint: '', options: { ...options, criuImagePath: other }, log });
     expect(plan.imagePath).toBe(other);
     fs.symlinkSync('/etc/passwd', path.join(ck, 'pages-1.img'));
     await expect(prepareRestore({ bundle, checkpoint: ck, parentCheckpoint: '', options, log })).rejects.toThrow(/pages-1\.img/);
+  });
+
+  test('incomplete CRIU images are refused before the restore: in place, and staged (then removed)', async () => {
+    const { bundle, ck, options, log } = setup({});
+    fs.truncateSync(path.join(ck, 'pages-200.img'), 4096);
+    const err = await prepareRestore({ bundle, checkpoint: ck, parentCheckpoint: '', options, log }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FerryError);
+    expect((err as FerryError).code).toBe(Code.InvalidArgument);
+    expect((err as Error).message).toBe(`restore refused: the checkpoint's CRIU images are incomplete or inconsistent: ${ck}/pages-200.img: is 4096 bytes, but pagemap-1.img says 12288 bytes (3 pages of 4096 bytes): truncated`);
+    const archive = path.join(tmp, 'ck.tar');
+    fs.rmSync(path.join(ck, 'core-1.img'));
+    execFileSync('tar', ['-cf', archive, '-C', ck, '.']);
+    await expect(prepareRestore({ bundle, checkpoint: archive, parentCheckpoint: '', options, log }))
+      .rejects.toThrow(/ctrd-restore\/core-1\.img: missing; .*ctrd-restore\/pages-200\.img: is 4096 bytes/);
+    expect(fs.existsSync(path.join(bundle, 'ctrd-restore'))).toBe(false);
   });
 
   test('CRIU is checked first: nothing is staged when it is missing', async () => {

@@ -159,7 +159,12 @@ test('zstd: real zstd output and stored frames decode; a truncated frame fails c
   const real = fs.readFileSync(`${plain}.zst`);
   expect((await list(fromBuffer(real))).entries.get('z')?.data).toEqual(Buffer.alloc(200_000, 5));
   expect((await list(fromBuffer(zstdStored(tar)))).entries.get('z')?.data).toEqual(Buffer.alloc(200_000, 5));
-  await expect(list(fromBuffer(real.subarray(0, real.length >> 1)))).rejects.toThrow(/zstd: unexpected EOF/);
+  await expect(list(fromBuffer(real.subarray(0, real.length >> 1)))).rejects.toThrow(/zstd: Stream ended in middle of compressed data frame/);
+  // Corrupt data inside the frame: a TarFormatError naming zstd, not the addon's raw error.
+  const corrupt = Buffer.from(real);
+  corrupt.fill(0xa5, 8, Math.min(corrupt.length, 64));
+  await expect(list(fromBuffer(corrupt))).rejects.toThrow(TarFormatError);
+  await expect(list(fromBuffer(corrupt))).rejects.toThrow(/^zstd: /);
 });
 
 test('gzip: corrupt data is a TarFormatError, not a raw zlib error', async () => {

@@ -2,7 +2,14 @@
 // flags and action.
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
+import { register as inspect } from './inspect';
+import { register as list } from './list';
+import { registerVersion } from './version';
 
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
-export const COMMANDS: RegisterCommand[] = [];
+export const COMMANDS: RegisterCommand[] = [
+  inspect,
+  list,
+  registerVersion,
+];

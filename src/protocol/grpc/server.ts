@@ -1,11 +1,18 @@
 // gRPC side of the shim socket: the same RawService tables, served by grpc-js on connections we
-// accepted ourselves (Server.createConnectionInjector). grpc-js costs ~150 ms to load, and the
-// shim's `start` path must stay fast, so it is required lazily, on the first gRPC connection.
+// accepted ourselves (Server.createConnectionInjector). grpc-js (with protobufjs, ~900 KiB of
+// bundled source) is loaded on the first gRPC connection only, from its own bundle: a daemon
+// that containerd talks ttrpc to never reads or compiles it.
 
+import * as fs from 'node:fs';
 import type * as net from 'node:net';
+import * as path from 'node:path';
 import type * as grpcTypes from '@grpc/grpc-js';
 import { toStatus } from '../../errors';
 import type { RawHandler, RawService, RpcContext } from '../rpc';
+import { loadBundle } from '../../loader/code-cache';
+
+/** grpc-js's own bundle, beside the daemon's (contrib/bundle.js builds it from grpc-js-bundle.ts). */
+export const GRPC_BUNDLE = 'grpc-js.js';
 
 /** gRPC metadata key carrying the containerd namespace. */
 export const GRPC_NAMESPACE_KEY = 'containerd-namespace';
@@ -30,7 +37,7 @@ export function createGrpcConnectionHandler(services: RawService[]): GrpcConnect
 }
 
 function createInjector(services: RawService[]): grpcTypes.ConnectionInjector {
-  const grpc: typeof grpcTypes = require('@grpc/grpc-js');
+  const grpc = loadGrpcJs();
   const identity = (b: Buffer) => b;
   const server = new grpc.Server();
   for (const service of services) {
@@ -51,6 +58,14 @@ function createInjector(services: RawService[]): grpcTypes.ConnectionInjector {
     server.addService(definition, implementation);
   }
   return server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+}
+
+/** From dist/grpc-js.js when running bundled; from node_modules when running from source (tests). */
+function loadGrpcJs(): typeof grpcTypes {
+  const bundled = path.join(__dirname, GRPC_BUNDLE);
+  if (fs.existsSync(bundled)) return loadBundle(bundled) as typeof grpcTypes;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('@grpc/grpc-js') as typeof grpcTypes;
 }
 
 function unary(handler: RawHandler): grpcTypes.handleUnaryCall<Buffer, Buffer> {
