@@ -1,20 +1,18 @@
-// How the daemon's Node is tuned for a long life. A grouped daemon serves thousands of calls;
+// How the daemon's process is tuned for a long life. A grouped daemon serves thousands of calls;
 // measured (docs/reliability.md: 10-20 containers in one group, `ctr task exec` 8 at a time) its
 // RSS grew ~25 MiB from exec #100 to #2000 while its live heap after a forced GC stayed flat
 // (~11.5 MiB; heap snapshots differ only by JIT code): nothing leaked, but
-//   - V8's young generation grew its semi-spaces to their 16 MiB default maximum (new space
-//     16 → 32 MiB) and kept the pages. The daemon's young objects are short-lived call state:
-//     a 1 MiB semi-space costs more, tiny, scavenges and nothing else;
-//   - with young objects promoted sooner, garbage then piled up in old space (13 → 33 MiB of
-//     V8 pages before a mark-compact gave it back): V8 lets the old generation grow by up to 4×
-//     its live size between full GCs, but only by 1.3× when the old space is capped at 256 MiB
-//     (its heap controller's "small heap" factor). 256 MiB is some 20× what a daemon with 50
-//     containers holds;
+//   - V8's young generation grew its semi-spaces to their 16 MiB default maximum and kept the
+//     pages; the launcher's --max-semi-space-size=1 caps them (shim/containerd-shim-ferry-v2);
+//   - with young objects promoted sooner, garbage then piled up in old space (13 → 33 MiB of V8
+//     pages before a mark-compact gave it back): V8 lets the old generation grow by up to 4× its
+//     live size between full GCs, but by 1.3× when the old space is capped at 256 MiB (its heap
+//     controller's "small heap" factor) — the launcher's --max-old-space-size=256, some 20× what
+//     a daemon with 50 containers holds. (Node flags live in the launcher: V8 refuses a code
+//     cache made under other flags, so they cannot be added here for the daemon alone.)
 //   - glibc gave each thread that malloc()s (V8's GC helpers, libuv's threadpool) an arena of
-//     its own, ~2 MiB each once used; two arenas serve the daemon's few threads.
-// With all three, growth from exec #200 to #2000 with 50 checkpoints among them was ~3.5 MiB.
-export const DAEMON_NODE_ARGS = ['--max-semi-space-size=1', '--max-old-space-size=256'];
-
+//     its own, ~2 MiB each once used; two arenas serve the daemon's few threads. That one is an
+//     environment variable, which glibc reads when the process starts: `start` sets it here.
 const DAEMON_ENV: Record<string, string> = { MALLOC_ARENA_MAX: '2' };
 /** Names the variables `start` added, so the daemon can take exactly those away again. */
 const ADDED_KEY = 'FERRY_DAEMON_ADDED_ENV';

@@ -1,6 +1,8 @@
 // The daemon's Node tuning: start adds MALLOC_ARENA_MAX for the daemon only (not when the
 // administrator set it), and the daemon takes back exactly what start added.
-import { DAEMON_NODE_ARGS, daemonEnv, dropAddedEnv } from '../../src/shim-actions/daemon-tuning';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { daemonEnv, dropAddedEnv } from '../../src/shim-actions/daemon-tuning';
 
 test('the daemon gets the arena limit and takes it away again before it spawns anything', () => {
   const env = daemonEnv({ PATH: '/bin' });
@@ -16,6 +18,8 @@ test("an administrator's own MALLOC_ARENA_MAX is kept, for the daemon and its ch
   expect(env).toEqual({ MALLOC_ARENA_MAX: '8' });
 });
 
-test('V8 flags cap the young and old generations', () => {
-  expect(DAEMON_NODE_ARGS).toEqual(['--max-semi-space-size=1', '--max-old-space-size=256']);
+test("the launcher's node flags cap V8's young and old generations", () => {
+  const launcher = fs.readFileSync(path.join(__dirname, '..', '..', 'shim', 'containerd-shim-ferry-v2'), 'utf8');
+  const flags = /^node_flags='([^']*)'$/m.exec(launcher)![1]!.split(' ');
+  expect(flags).toEqual(expect.arrayContaining(['--max-semi-space-size=1', '--max-old-space-size=256']));
 });
