@@ -13,6 +13,7 @@ import { removeStagingDir } from '../format/archive-staging';
 import type { RestorePlan } from './restore';
 import { criuFailureLine } from './criu-log';
 import { RuntimeError } from '../runc/runtime-error';
+import { removeHalfCreated } from '../runc/half-created';
 
 export class RestoredInitProcess extends InitProcess {
   constructor(
@@ -52,6 +53,8 @@ export class RestoredInitProcess extends InitProcess {
           stdio: this.io?.childStdio(),
         });
       } catch (err) {
+        // A runc killed in the middle leaves its state dir and the rootfs mounted at criu-root.
+        await removeHalfCreated(this.restoreRunc, this.id).catch(() => undefined);
         // runc says only "criu failed"; the cause is in CRIU's log.
         const runcLine = (err instanceof Error ? err.message : String(err)).split('\n')[0];
         const criuLine = await criuFailureLine(restoreLog);

@@ -96,16 +96,19 @@ export class Runc {
     child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
+    let signal: NodeJS.Signals | null = null;
     const code = await new Promise<number>((resolve, reject) => {
       child.once('error', reject);
-      child.once('close', (c, sig) => resolve(c ?? 128 + (sig ? signalNumber(sig) : 0)));
+      child.once('close', (c, sig) => { signal = sig; resolve(c ?? 128 + (sig ? signalNumber(sig) : 0)); });
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') throw new RuntimeError(`${what}: runc binary "${this.config.binary}" not found in PATH`);
       throw new RuntimeError(`${what}: ${err.message}`);
     });
     if (code !== 0) {
       const logged = await lastLoggedError(this.config.logPath, logOffset);
-      const detail = logged || stderr.trim() || stdout.trim() || `exit status ${code}`;
+      // A runc killed in the middle (OOM killer, a crash) says nothing itself: say that it was.
+      const killed = signal ? `runc was killed by ${signal as NodeJS.Signals}` : '';
+      const detail = [killed, logged || stderr.trim() || stdout.trim()].filter(Boolean).join('; ') || `exit status ${code}`;
       throw new RuntimeError(`${what}: ${detail}`, detail);
     }
     return { stdout, stderr };

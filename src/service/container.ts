@@ -9,6 +9,8 @@ import type { RuntimeOptions } from './runtime-options';
 
 export class Container {
   readonly execs = new Map<string, ExecProcess>();
+  /** Exec starts in flight (settled when their `runc exec` has returned and the pid is claimed). */
+  readonly execStarts = new Set<Promise<unknown>>();
   /** Settles when the checkpoint running now (if any) has ended. */
   private checkpointing: Promise<void> = Promise.resolve();
 

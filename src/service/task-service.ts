@@ -18,9 +18,11 @@ import type { Logger } from '../log';
 import { ExecProcess } from '../process/exec-process';
 import { InitProcess, IO_DRAIN_TIMEOUT_MS } from '../process/init-process';
 import { statusNumber } from '../process/process-state';
-import type { Exit } from '../process/reaper';
+import { reaper, type Exit } from '../process/reaper';
+import { killStrays, strayChildren } from '../process/stray-processes';
 import type { ShimProcess } from '../process/shim-process';
 import { Runc } from '../runc/runc';
+import { removeHalfCreated } from '../runc/half-created';
 import { mountAll, unmountAll } from '../sys/mounts';
 import { Container } from './container';
 import { checkpointContainer, decodeCheckpointOptions } from '../checkpoint/checkpoint';
@@ -116,7 +118,16 @@ export class TaskService {
         : new InitProcess(r.id, r.bundle, stdio, runc, options);
       io = this.createIO(stdio, options, r.id);
       await io?.ready; // a logger binary must be ready before the container writes
-      await init.create(io);
+      try {
+        await init.create(io);
+      } catch (err) {
+        // runc may have got halfway (killed, or failed after it made its state dir): leave
+        // nothing behind in its state — unless the id was taken there already, which is not ours.
+        if (!restore && !/already exists/.test((err as Error).message)) {
+          await removeHalfCreated(runc, r.id).catch((e: Error) => this.deps.log.warn(`cleaning up runc state of ${r.id}: ${e.message}`));
+        }
+        throw err;
+      }
       // A restore's IO starts in Start, after runc restore (the Go shim copies after Restore too).
       if (!restore) io?.start();
       if (init.pid) await this.cgroups.track(r.id, init.pid);
@@ -160,10 +171,33 @@ export class TaskService {
     const p = c.exec(r.execId);
     await c.afterCheckpoint();
     const gate = p.start();
-    this.startGates.set(p, gate.catch(() => undefined));
-    await gate;
+    const settled = gate.catch(() => undefined);
+    this.startGates.set(p, settled);
+    c.execStarts.add(settled);
+    try {
+      await gate;
+    } catch (err) {
+      c.execStarts.delete(settled);
+      await this.killStraysOfFailedExec(c);
+      throw err;
+    } finally {
+      c.execStarts.delete(settled);
+    }
     this.publish('/tasks/exec-started', 'containerd.events.TaskExecStarted', ev.TaskExecStarted, { containerId: c.id, execId: p.id, pid: p.pid });
     return { pid: p.pid };
+  }
+
+  /**
+   * A `runc exec` killed in the middle may have started the process without telling us its pid
+   * (src/process/stray-processes.ts): once the container's other exec starts have settled, what
+   * is ours, unclaimed and in its pid namespace is killed.
+   */
+  private async killStraysOfFailedExec(c: Container): Promise<void> {
+    if (!c.ownPidNamespace || !c.init.pid) return;
+    while (c.execStarts.size > 0) await Promise.all([...c.execStarts]);
+    const known = (pid: number) => reaper.isClaimed(pid) || [...c.execs.values()].some((e) => e.pid === pid);
+    const killed = killStrays(strayChildren(c.init.pid, known));
+    if (killed.length) this.deps.log.warn(`container ${c.id}: killed ${killed.join(', ')}, left running by a failed runc exec`);
   }
 
   private async publishExit(c: Container, p: ShimProcess, exit: Exit): Promise<void> {

@@ -2,6 +2,7 @@
 // `<bundle>/rootfs`, and unmounting it again. Option parsing follows containerd's
 // mount_linux.go: known words become MS_* flags, propagation words are applied in a second
 // mount call, everything else is filesystem data (e.g. overlay's lowerdir=...).
+import * as fs from 'node:fs';
 import { MNT_DETACH, MS, mount, umount2 } from './native';
 
 export interface MountSpec { type: string; source: string; target?: string; options: string[] }
@@ -71,4 +72,18 @@ export function unmountAll(target: string): void {
       throw err;
     }
   }
+}
+
+/** Mount points at `dir` or below it in this process's mount namespace, in mount order. */
+export function mountPointsUnder(dir: string, mountinfo = '/proc/self/mountinfo'): string[] {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  const out: string[] = [];
+  for (const line of fs.readFileSync(mountinfo, 'utf8').split('\n')) {
+    const field = line.split(' ')[4];
+    if (!field) continue;
+    // mountinfo escapes space, tab, newline and backslash as octal (\040 ...).
+    const point = field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (point === dir || point.startsWith(prefix)) out.push(point);
+  }
+  return out;
 }
