@@ -81,6 +81,10 @@ export async function checkpointContainer(p: CheckpointParams): Promise<void> {
   // honours it itself for runc's runtime names, so ferry does the same for its own.
   const imagePath = o.imagePath || p.path;
   const workPath = criuWorkDir(p.bundle, o.workPath, p.criuWorkPath);
+  // Relative paths would land in the daemon's working directory, /.
+  for (const [field, value] of [['image path', imagePath], ['work path', workPath]]) {
+    if (!path.isAbsolute(value)) throw new InvalidArgumentError(`checkpoint ${field} ${JSON.stringify(value)} is not absolute`);
+  }
   const createdImageDir = await makeEmptyImageDir(imagePath);
   await fsp.mkdir(workPath, { recursive: true, mode: 0o700 });
   const dumpLog = path.join(workPath, 'dump.log');

@@ -67,7 +67,7 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
     onShutdown: () => { if (membership.pending === 0) beginExit(); },
   });
 
-  const services = membership.wrapCreateAndShutdown(taskServices(service, log), (p) => CreateTaskRequest.decode(p).id);
+  const services = membership.wrapCreateAndShutdown(taskServices(service, { log, bundleParent: path.dirname(bundle) }), (p) => CreateTaskRequest.decode(p).id);
   listener = new ShimListener([...services, membership.service()], {
     log: (level, msg) => log[level](msg),
   });
