@@ -72,6 +72,28 @@ export interface RestoreOptions {
 
 export interface RunResult { stdout: string; stderr: string }
 
+/**
+ * What runc and CRIU write for the shim — log.json and init.pid in the bundle, CRIU's images,
+ * logs and stats — is root's alone (issue 12: CRIU writes stats-dump 0644, runc its pid and log
+ * files 0644 under containerd's umask). A container's init is unaffected (runc gives it 0022).
+ */
+export const PRIVATE_UMASK = 0o077;
+
+/**
+ * Spawns with the process umask set to `umask` for the fork only. spawn() forks synchronously,
+ * so no other JavaScript runs meanwhile; a file a threadpool thread happens to create in that
+ * instant is made more private, never less.
+ */
+function spawnWithUmask<T>(umask: number | undefined, spawnIt: () => T): T {
+  if (umask === undefined) return spawnIt();
+  const previous = process.umask(umask);
+  try {
+    return spawnIt();
+  } finally {
+    process.umask(previous);
+  }
+}
+
 export class Runc {
   constructor(readonly config: RuncConfig) {}
 
@@ -86,10 +108,10 @@ export class Runc {
    * Runs one runc command. On failure the error carries runc's last logged error line
    * (log.json), else its stderr, prefixed with `what` (e.g. "OCI runtime create failed").
    */
-  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; cwd?: string } = {}): Promise<RunResult> {
+  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; cwd?: string; inheritUmask?: boolean } = {}): Promise<RunResult> {
     const logOffset = await fileSize(this.config.logPath);
     const stdio: StdioOptions = opts.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
-    const child = spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio, cwd: opts.cwd });
+    const child = spawnWithUmask(opts.inheritUmask ? undefined : PRIVATE_UMASK, () => spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio, cwd: opts.cwd }));
     reaper.trackLibuvChild(child);
     let stdout = '';
     let stderr = '';
@@ -131,7 +153,8 @@ export class Runc {
     const args = ['exec', '--process', o.processSpecPath, '--detach', '--pid-file', o.pidFile];
     if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
     args.push(id);
-    return this.run(args, 'OCI runtime exec failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+    // The exec'd process inherits runc's umask (runc sets 0022 only for a container's init).
+    return this.run(args, 'OCI runtime exec failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'], inheritUmask: true });
   }
 
   kill(id: string, signal: number, all = false): Promise<RunResult> {

@@ -96,7 +96,7 @@ export class TaskService {
     try {
       const options = decodeRuntimeOptions(r.options);
       // `delete -bundle` (when the daemon is gone) needs to know which runc and root to use.
-      await fsp.writeFile(path.join(r.bundle, 'options.json'), JSON.stringify(options));
+      await fsp.writeFile(path.join(r.bundle, 'options.json'), JSON.stringify(options), { mode: 0o600 });
       // A restore is checked (CRIU, checkpoint content, pod/namespaces) before anything is mounted.
       if (r.checkpoint || options.criuImagePath) {
         restore = await prepareRestore({ bundle: r.bundle, checkpoint: r.checkpoint, parentCheckpoint: r.parentCheckpoint, options, log: this.deps.log });
