@@ -12,6 +12,7 @@ import type { Containerd } from '../helpers/containerd';
 import { runningNormally, tracerPid } from '../helpers/freezer';
 import { ctrRunDetached, expectExit, isGoShim, lanes, taskList, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
 import { isClean, settledLeftovers } from '../helpers/leaks';
+import { figureName, recordFigures } from '../helpers/diagnostics';
 import { isRunning, waitFor } from '../helpers/procfs';
 
 const FULL = process.env.FERRY_SOAK === 'full';
@@ -64,6 +65,7 @@ describe.each(lanes())('faults [$name]', (lane) => {
     }
     await execKillDeleteAll(c, ids, codes);
     const left = await settledLeftovers(c, keys);
+    recordFigures(figureName('faults-containerd-killed', lane), { lane: lane.name, tasks: TASKS, listedAfterRestart: ids.filter((id) => after.some((t) => t.id === id && t.status === 'RUNNING')).length, leftovers: left, loadavg: os.loadavg().map((l) => +l.toFixed(2)) });
     expect(isClean(left) ? {} : left).toEqual({});
   });
 
@@ -117,6 +119,7 @@ describe.each(lanes())('faults [$name]', (lane) => {
         const left = await settledLeftovers(c, members > 1 ? [group] : ids);
         // The Go shim's delete leaves the dead daemon's socket (a known leak, docs/testing.md).
         if (isGoShim(lane)) left.sockets = [];
+        recordFigures(figureName(`faults-daemon-killed-${members}`, lane), { lane: lane.name, members, exits: exits.map((e) => Number(e.event.exit_status ?? 0)), leftovers: left });
         expect(isClean(left) ? {} : left).toEqual({});
       } finally {
         await events.stop();
@@ -125,4 +128,3 @@ describe.each(lanes())('faults [$name]', (lane) => {
   }
 });
 
-afterAll(() => { console.log(`faults: load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`); });

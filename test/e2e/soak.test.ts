@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import type { IPty } from 'node-pty';
 import { callTasks } from '../helpers/containerd-api';
 import { Containerd, startContainerd } from '../helpers/containerd';
-import { daemonReport, recordFigures } from '../helpers/diagnostics';
+import { daemonReport, figureName, recordFigures } from '../helpers/diagnostics';
 import { ctrRunDetached, FERRY_RUNTIME, lanes, uniqueId, waitForStatus, type Lane } from '../helpers/lanes';
 import { fdCount, isClean, leftoversNow, rssKiB, settledLeftovers, zombiesOf } from '../helpers/leaks';
 import { waitFor } from '../helpers/procfs';
@@ -34,8 +34,6 @@ const HEAP_RETURN_LIMIT = 1.1;
 jest.setTimeout(FULL ? 3 * 3600_000 : 600_000);
 
 const LOOP = (trapCode?: number) => ['sh', '-c', `${trapCode !== undefined ? `trap "exit ${trapCode}" TERM; ` : ''}while :; do sleep 0.2; done`];
-const figureName = (what: string, lane: Lane) => `${what}-${lane.name.replace(/[^A-Za-z0-9.]+/g, '_')}`;
-
 /** `ctr task exec -t` inside a real terminal (ctr needs one for -t); resolves with its exit code and output. */
 function ctrExecInTerminal(c: Containerd, args: string[], timeoutMs = 60000): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {

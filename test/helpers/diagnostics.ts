@@ -21,6 +21,11 @@ export async function daemonReport(dir: string, pid: number, timeoutMs = 30000):
   return JSON.parse(fs.readFileSync(file, 'utf8')) as DiagnosticsReport;
 }
 
+/** A figures file name for one lane: `<what>-<lane name with safe characters>`. */
+export function figureName(what: string, lane: { name: string }): string {
+  return `${what}-${lane.name.replace(/[^A-Za-z0-9.]+/g, '_')}`;
+}
+
 /** Where a test writes the figures docs/reliability.md quotes (build/reliability/<name>.json). */
 export function recordFigures(name: string, figures: unknown): void {
   const dir = path.resolve(__dirname, '..', '..', 'build', 'reliability');

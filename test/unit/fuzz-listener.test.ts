@@ -25,6 +25,7 @@ import { decodeResponse, encodeRequest } from '../../src/protocol/ttrpc/messages
 import { TtrpcClient } from '../../src/protocol/ttrpc/client';
 import { MAX_VIOLATIONS_IN_A_ROW } from '../../src/protocol/ttrpc/server';
 import { taskServices } from '../../src/service/task-rpc';
+import { recordFigures } from '../helpers/diagnostics';
 import { TaskService } from '../../src/service/task-service';
 
 const SEED = Number(process.env.FERRY_FUZZ_SEED ?? 20261201);
@@ -190,6 +191,7 @@ describe(`the shim's listener under a seeded fuzzer (seed ${SEED}, ${TOTAL} fram
   });
 
   test('never crashes or hangs, answers every well-framed request, closes bad connections, keeps memory bounded', async () => {
+    const t0 = Date.now();
     const r = prng(SEED);
     const gc = forcedGc();
     gc();
@@ -360,7 +362,11 @@ describe(`the shim's listener under a seeded fuzzer (seed ${SEED}, ${TOTAL} fram
     gc();
     const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
     const sent = stats.ttrpcFrames + stats.grpcMessages;
-    console.log(`fuzz seed ${SEED}: ${JSON.stringify({ ...stats, sent, canaryCalls: canaryLatencies.length, canaryMaxMs: Math.max(...canaryLatencies), openAfter: open, heapGrowthMiB: +(heapGrowth / 2 ** 20).toFixed(1) })}`);
+    recordFigures('fuzz-listener', {
+      seed: SEED, ...stats, sent, failures: failures.length, uncaught: uncaught.length, canaryCalls: canaryLatencies.length,
+      canaryMaxMs: Math.max(...canaryLatencies), openAfter: open, heapGrowthMiB: +(heapGrowth / 2 ** 20).toFixed(1),
+      seconds: Math.round((Date.now() - t0) / 1000), loadavg: os.loadavg().map((l) => +l.toFixed(2)),
+    });
 
     expect({ seed: SEED, failures: failures.slice(0, 20), uncaught: uncaught.map(String) }).toEqual({ seed: SEED, failures: [], uncaught: [] });
     expect(sent).toBeGreaterThanOrEqual(TOTAL);
