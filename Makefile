@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e soak demo bench bench-quick build/bench/run.js clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e soak demo bench bench-quick bench-cri build/bench/run.js clean
 
 all: build
 
@@ -77,6 +77,12 @@ bench: build/bench/run.js
 
 bench-quick: build/bench/run.js
 	BENCH_QUICK=1 node build/bench/run.js
+
+# ferry as a CRI runtime handler vs containerd's runc handler (containerd 2.1 with CRI):
+# pod start, shim memory per pod, CheckpointContainer. Bundled like bench.
+bench-cri: build
+	$(NODE_BIN)/esbuild bench/cri.ts --bundle --platform=node --target=node20 --outfile=build/bench/cri.js --log-level=warning --external:zstd-napi
+	node build/bench/cri.js
 
 clean:
 	rm -rf dist build

@@ -38,14 +38,18 @@ run() { # run <ts-proto options> <proto files...>
     "$@"
 }
 
-# Everything but the cgroup metrics: 64-bit fields become numbers.
-mapfile -t main_files < <(cd api/proto && find . -name '*.proto' ! -path './io/containerd/cgroups/*' ! -path './criu/*' | sed 's|^\./||' | LC_ALL=C sort)
+# Everything but the cgroup metrics, CRIU's images and CRI: 64-bit fields become numbers.
+mapfile -t main_files < <(cd api/proto && find . -name '*.proto' ! -path './io/containerd/cgroups/*' ! -path './criu/*' ! -path './k8s/*' | sed 's|^\./||' | LC_ALL=C sort)
 run "$common,forceLong=number" "${main_files[@]}"
 
 # cgroup metrics: counters and limits really use 64 bits (an unlimited cgroup v1
 # memory limit is 9223372036854771712 > 2^53), so these get bigint.
 mapfile -t cgroup_files < <(cd api/proto && find ./io/containerd/cgroups -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
 run "$common,forceLong=bigint" "${cgroup_files[@]}"
+
+# CRI: timestamps are nanoseconds since the epoch (about 2^60), so int64 is bigint here too.
+mapfile -t cri_files < <(cd api/proto && find ./k8s -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
+run "$common,forceLong=bigint" "${cri_files[@]}"
 
 # CRIU's image messages (proto2, no package): bigint, since a 64-bit field of an untrusted image
 # (a signal mask, an address) may use all 64 bits and must decode, not throw; the decoder bounds

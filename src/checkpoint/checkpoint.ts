@@ -2,7 +2,7 @@
 // (which containerd then tars into its content store), as containerd-shim-runc-v2 does
 // (pkg/process/init.go checkpoint). CRIU's logs stay in a work dir of ours, and a failure
 // names the dump log and quotes its first error line.
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { CheckpointOptions as RuncV1CheckpointOptions } from '../../api/gen/containerd/runc/v1/options';
 import { CheckpointOptions as LinuxRuncCheckpointOptions } from '../../api/gen/containerd/linux/runc/runc';
@@ -13,6 +13,9 @@ import { RuntimeError } from '../runc/runtime-error';
 import { typeName } from '../service/runtime-options';
 import { ensureCriu } from './criu';
 import { criuFailureLine } from './criu-log';
+import { criCheckpointCollectDir } from './cri-collect-dir';
+import { ArchiveFile } from '../format/layout';
+import type { WarnLogger } from '../format/warn-logger';
 
 /** The checkpoint options of both option families, in one shape. */
 export interface CheckpointConfig {
@@ -60,6 +63,7 @@ export interface CheckpointParams {
   criuPath: string;
   /** Options.criu_work_path of the container (empty: <bundle>/criu-work). */
   criuWorkPath: string;
+  log?: WarnLogger;
 }
 
 /** Our CRIU work dir: the checkpoint's work_path, else the container's criu_work_path, else <bundle>/criu-work. */
@@ -102,6 +106,48 @@ export async function checkpointContainer(p: CheckpointParams): Promise<void> {
     const runcLine = (err instanceof Error ? err.message : String(err)).split('\n')[0];
     const criuLine = await criuFailureLine(dumpLog);
     throw new RuntimeError(`${runcLine}; CRIU log ${dumpLog}${criuLine ? `: ${criuLine}` : ' (missing)'}`);
+  }
+  // containerd's CRI names a work path only for runc's runtime names; for ours it collects
+  // CRIU's logs from its own container dir (cri-collect-dir.ts), so they go there too.
+  if (!o.workPath) await copyLogsForCri(p, workPath);
+}
+
+/** CRIU's files a CRI checkpoint archive carries beside the images. */
+const CRI_COLLECTED_FILES = [ArchiveFile.dumpLog, ArchiveFile.statsDump];
+
+async function copyLogsForCri(p: CheckpointParams, workPath: string): Promise<void> {
+  let spec: unknown;
+  try {
+    spec = JSON.parse(await fsp.readFile(path.join(p.bundle, 'config.json'), 'utf8'));
+  } catch {
+    return;
+  }
+  const dir = await criCheckpointCollectDir(spec as Parameters<typeof criCheckpointCollectDir>[0], p.id);
+  if (!dir) return;
+  for (const name of CRI_COLLECTED_FILES) {
+    try {
+      await copyNoFollow(path.join(workPath, name), path.join(dir, name));
+      p.log?.debug?.('checkpoint: CRIU file copied for containerd CRI', { file: name, dir });
+    } catch (err) {
+      p.log?.warn('checkpoint: could not copy a CRIU file for containerd CRI', { file: name, dir, error: String(err) });
+    }
+  }
+}
+
+/** Copies a regular file; neither end may be a symlink, and the target is created 0600. */
+async function copyNoFollow(from: string, to: string): Promise<void> {
+  const src = await fsp.open(from, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  try {
+    if (!(await src.stat()).isFile()) throw new Error(`${from} is not a regular file`);
+    const dst = await fsp.open(to, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, 0o600);
+    try {
+      if (!(await dst.stat()).isFile()) throw new Error(`${to} is not a regular file`);
+      await dst.writeFile(await src.readFile());
+    } finally {
+      await dst.close();
+    }
+  } finally {
+    await src.close();
   }
 }
 

@@ -13,6 +13,8 @@ import { assertCriuImagesComplete } from '../format/criu/verify';
 import { criuWorkDir } from './checkpoint';
 import { ensureCriu, type CriuInfo } from './criu';
 import { readCheckpointJson } from '../format/safe-read';
+import { CRI_RESTORE_CHECKPOINT_SUBDIR } from '../format/layout';
+import { checkPidNamespaceFromImages } from './pid-namespace-from-images';
 import type { WarnLogger } from '../format/warn-logger';
 
 /** The parts of an OCI spec the restore checks look at. */
@@ -117,6 +119,20 @@ export async function readSavedSpec(dir: string): Promise<SpecForRestore | undef
 }
 
 /**
+ * The saved spec of the checkpoint whose CRIU images are in `imagePath`. containerd's CRI
+ * restores (CreateContainer with a checkpoint image) by unpacking the whole checkpoint into
+ * `<container root>/ctrd-restore/` and handing the shim its `checkpoint/` subdirectory: the
+ * images are there, spec.dump is one level up. Both places are read without following links
+ * (readCheckpointJson). From an archive path containerd leaves spec.dump out of ctrd-restore;
+ * then there is none (undefined).
+ */
+export async function findSavedSpec(imagePath: string): Promise<SpecForRestore | undefined> {
+  const own = await readSavedSpec(imagePath);
+  if (own || path.basename(imagePath) !== CRI_RESTORE_CHECKPOINT_SUBDIR) return own;
+  return readSavedSpec(path.dirname(imagePath));
+}
+
+/**
  * Resolves, stages and checks the checkpoint for a Create. Refusals: CRIU missing or too old,
  * checkpoint content that is not only regular files and directories, CRIU images that are not
  * complete (format/criu/verify.ts: a missing core image, a truncated pages image), a saved spec that does
@@ -149,13 +165,15 @@ export async function prepareRestore(r: RestoreRequest): Promise<RestorePlan> {
     }
     const configPath = path.join(r.bundle, 'config.json');
     const target = JSON.parse(await fsp.readFile(configPath, 'utf8')) as SpecForRestore & Record<string, unknown>;
-    const saved = await readSavedSpec(imagePath);
+    const saved = await findSavedSpec(imagePath);
     if (saved) {
       checkRestoreCompatibility(saved, target);
       if (saved.annotations && Object.keys(saved.annotations).length > 0) {
         target.annotations = mergeRestoredAnnotations(target.annotations ?? {}, saved.annotations, r.log);
         await fsp.writeFile(configPath, JSON.stringify(target));
       }
+    } else {
+      await checkPidNamespaceFromImages(imagePath, target);
     }
     return { imagePath, workPath: criuWorkDir(r.bundle, r.options.criuWorkPath), staged, criu };
   } catch (err) {

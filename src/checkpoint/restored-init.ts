@@ -13,7 +13,7 @@ import { removeStagingDir } from '../format/archive-staging';
 import type { RestorePlan } from './restore';
 import { criuFailureLine } from './criu-log';
 import { RuntimeError } from '../runc/runtime-error';
-import { removeHalfCreated } from '../runc/half-created';
+import { restoreTimeoutMs, unmountRestoreLeftovers } from './restore-limits';
 
 export class RestoredInitProcess extends InitProcess {
   constructor(
@@ -51,10 +51,11 @@ export class RestoredInitProcess extends InitProcess {
           consoleSocket: terminal?.socketPath,
           noPivot: this.restoreOptions.noPivotRoot,
           stdio: this.io?.childStdio(),
+          timeoutMs: restoreTimeoutMs(),
         });
       } catch (err) {
         // A runc killed in the middle leaves its state dir and the rootfs mounted at criu-root.
-        await removeHalfCreated(this.restoreRunc, this.id).catch(() => undefined);
+        await this.cleanUpFailedRestore();
         // runc says only "criu failed"; the cause is in CRIU's log.
         const runcLine = (err instanceof Error ? err.message : String(err)).split('\n')[0];
         const criuLine = await criuFailureLine(restoreLog);
@@ -69,6 +70,20 @@ export class RestoredInitProcess extends InitProcess {
       if (this.status === 'created') this.status = 'running';
     } finally {
       if (this.plan.staged) await removeStagingDir(this.bundle);
+    }
+  }
+
+  /**
+   * After a failed or cut-off `runc restore`: unmount what runc (criu-root in its state dir) and
+   * CRIU (its cgroup yard in the work dir) left mounted, and drop runc's state of the half-made
+   * container, so that nothing of it stays behind (restore-limits.ts).
+   */
+  private async cleanUpFailedRestore(): Promise<void> {
+    unmountRestoreLeftovers([path.join(this.restoreRunc.config.root, this.id), this.plan.workPath]);
+    try {
+      await this.restoreRunc.delete(this.id, true);
+    } catch {
+      /* runc never got as far as recording the container */
     }
   }
 

@@ -17,7 +17,7 @@ import type { Runc } from './runc';
 export function unmountRuncLeftovers(runcRoot: string, id: string): string[] {
   const dir = stateDir(runcRoot, id);
   if (!dir) return [];
-  const points = mountPointsUnder(dir).reverse(); // deepest (latest) first
+  const points = mountPointsUnder(dir); // deepest first
   for (const point of points) unmountAll(point);
   return points;
 }

@@ -6,6 +6,7 @@ import { spawn, type StdioOptions } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import { reaper } from '../process/reaper';
+import { processTree } from '../sys/children';
 import { RuntimeError } from './runtime-error';
 
 export interface RuncConfig {
@@ -68,6 +69,8 @@ export interface RestoreOptions {
   fileLocks?: boolean;
   manageCgroupsMode?: string;
   stdio?: StdioOptions;
+  /** Give up after this long: runc and every process below it (CRIU, restored tasks) are killed. */
+  timeoutMs?: number;
 }
 
 export interface RunResult { stdout: string; stderr: string }
@@ -108,7 +111,7 @@ export class Runc {
    * Runs one runc command. On failure the error carries runc's last logged error line
    * (log.json), else its stderr, prefixed with `what` (e.g. "OCI runtime create failed").
    */
-  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; cwd?: string; inheritUmask?: boolean } = {}): Promise<RunResult> {
+  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; cwd?: string; timeoutMs?: number; inheritUmask?: boolean } = {}): Promise<RunResult> {
     const logOffset = await fileSize(this.config.logPath);
     const stdio: StdioOptions = opts.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
     const child = spawnWithUmask(opts.inheritUmask ? undefined : PRIVATE_UMASK, () => spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio, cwd: opts.cwd }));
@@ -119,18 +122,24 @@ export class Runc {
     child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     let signal: NodeJS.Signals | null = null;
+    let killed: number[] | undefined;
+    const timer = opts.timeoutMs === undefined || child.pid === undefined ? undefined : setTimeout(() => { killed = killProcessTree(child.pid!); }, opts.timeoutMs);
     const code = await new Promise<number>((resolve, reject) => {
       child.once('error', reject);
       child.once('close', (c, sig) => { signal = sig; resolve(c ?? 128 + (sig ? signalNumber(sig) : 0)); });
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') throw new RuntimeError(`${what}: runc binary "${this.config.binary}" not found in PATH`);
       throw new RuntimeError(`${what}: ${err.message}`);
-    });
+    }).finally(() => clearTimeout(timer));
+    if (killed) {
+      const detail = `no result within ${Math.round(opts.timeoutMs! / 1000)} s; runc and the ${killed.length - 1} processes under it (CRIU) were killed`;
+      throw new RuntimeError(`${what}: ${detail}`, detail);
+    }
     if (code !== 0) {
       const logged = await lastLoggedError(this.config.logPath, logOffset);
       // A runc killed in the middle (OOM killer, a crash) says nothing itself: say that it was.
-      const killed = signal ? `runc was killed by ${signal as NodeJS.Signals}` : '';
-      const detail = [killed, logged || stderr.trim() || stdout.trim()].filter(Boolean).join('; ') || `exit status ${code}`;
+      const killedBy = signal ? `runc was killed by ${signal as NodeJS.Signals}` : '';
+      const detail = [killedBy, logged || stderr.trim() || stdout.trim()].filter(Boolean).join('; ') || `exit status ${code}`;
       throw new RuntimeError(`${what}: ${detail}`, detail);
     }
     return { stdout, stderr };
@@ -199,7 +208,7 @@ export class Runc {
     if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
     if (o.noPivot) args.push('--no-pivot');
     args.push('--bundle', bundle, id);
-    return this.run(args, 'OCI runtime restore failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+    return this.run(args, 'OCI runtime restore failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'], timeoutMs: o.timeoutMs });
   }
 
   /** `runc update --resources -`: resources as OCI LinuxResources JSON on stdin. */
@@ -244,6 +253,20 @@ export async function lastLoggedError(logPath: string, offset = 0): Promise<stri
     } catch { /* not JSON: ignore */ }
   }
   return msg;
+}
+
+/** SIGKILLs `pid` and everything below it, until no new process shows up; returns the pids. */
+function killProcessTree(pid: number): number[] {
+  const killed = new Set<number>();
+  for (let round = 0; round < 10; round++) {
+    const fresh = processTree(pid).filter((p) => !killed.has(p));
+    if (fresh.length === 0 && round > 0) break;
+    for (const p of fresh) {
+      try { process.kill(p, 'SIGKILL'); } catch { /* gone already */ }
+      killed.add(p);
+    }
+  }
+  return [...killed];
 }
 
 function signalNumber(sig: NodeJS.Signals): number {

@@ -343,7 +343,7 @@ export class TaskService {
       c.init.check('checkpoint'); // it may have exited while an earlier checkpoint ran
       await checkpointContainer({
         id: c.id, bundle: c.bundle, runc: c.runc, path: r.path, options,
-        criuPath: c.options.criuPath, criuWorkPath: c.options.criuWorkPath,
+        criuPath: c.options.criuPath, criuWorkPath: c.options.criuWorkPath, log: this.deps.log,
       });
     });
     this.publish('/tasks/checkpointed', 'containerd.events.TaskCheckpointed', ev.TaskCheckpointed, { containerId: c.id, checkpoint: r.path });

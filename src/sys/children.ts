@@ -4,22 +4,23 @@
 import * as fs from 'fs';
 
 /**
- * Pids of this process's children, from /proc/self/task/<tid>/children of every thread: a child
+ * Pids of this process's children (or of process `pid`'s: [] once it is gone), from /proc/self/task/<tid>/children of every thread: a child
  * belongs to the thread that forked it, and libuv's threadpool threads can be parents too.
  * Includes exited children not reaped yet (zombies). Order is unspecified; no duplicates.
  */
-export function listChildren(): number[] {
+export function listChildren(pid: number | 'self' = 'self'): number[] {
   const pids = new Set<number>();
   let tids: string[];
   try {
-    tids = fs.readdirSync('/proc/self/task');
+    tids = fs.readdirSync(`/proc/${pid}/task`);
   } catch (err) {
+    if (pid !== 'self') return []; // that process is gone
     throw new Error(`listChildren: cannot read /proc/self/task: ${(err as Error).message}`, { cause: err });
   }
   for (const tid of tids) {
     let text: string;
     try {
-      text = fs.readFileSync(`/proc/self/task/${tid}/children`, 'latin1');
+      text = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1');
     } catch (err) {
       // The thread exited between readdir and read; its children moved to another thread or to us.
       const code = (err as NodeJS.ErrnoException).code;
@@ -31,4 +32,18 @@ export function listChildren(): number[] {
     }
   }
   return [...pids];
+}
+
+/** `pid` and every process below it, parents before children (a snapshot: it may change). */
+export function processTree(pid: number): number[] {
+  const out: number[] = [];
+  const seen = new Set<number>();
+  const walk = (p: number) => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    out.push(p);
+    for (const c of listChildren(p)) walk(c);
+  };
+  walk(pid);
+  return out;
 }

@@ -3,6 +3,7 @@
 // mount_linux.go: known words become MS_* flags, propagation words are applied in a second
 // mount call, everything else is filesystem data (e.g. overlay's lowerdir=...).
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { MNT_DETACH, MS, mount, umount2 } from './native';
 
 export interface MountSpec { type: string; source: string; target?: string; options: string[] }
@@ -74,16 +75,20 @@ export function unmountAll(target: string): void {
   }
 }
 
-/** Mount points at `dir` or below it in this process's mount namespace, in mount order. */
-export function mountPointsUnder(dir: string, mountinfo = '/proc/self/mountinfo'): string[] {
-  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+/** /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo. */
+function unescapeMountPath(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mount points at or below `dir` in this process's mount namespace, deepest first. */
+export function mountPointsUnder(dir: string, mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
+  const root = path.resolve(dir);
   const out: string[] = [];
-  for (const line of fs.readFileSync(mountinfo, 'utf8').split('\n')) {
+  for (const line of mountinfo.split('\n')) {
     const field = line.split(' ')[4];
     if (!field) continue;
-    // mountinfo escapes space, tab, newline and backslash as octal (\040 ...).
-    const point = field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (point === dir || point.startsWith(prefix)) out.push(point);
+    const mp = unescapeMountPath(field);
+    if (mp === root || mp.startsWith(`${root}/`)) out.push(mp);
   }
-  return out;
+  return [...new Set(out)].sort((a, b) => b.length - a.length);
 }

@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildTestImage, TestImage } from './image';
+import { buildPauseImage, buildTestImage, TestImage } from './image';
+import { CriClient } from './cri';
+import { criConfigToml, criRuncRoots } from './cri-config';
 import { exists, findShimDaemons, mountsUnder, ProcInfo, sleep, waitFor } from './procfs';
 
 export type ContainerdVersion = '1.7' | '2.1';
@@ -20,11 +22,22 @@ export interface StartOptions {
   importImage?: boolean;
   /** Extra environment for containerd (and so for its shims), e.g. FERRY_GROUP_BY_NAMESPACE=1. */
   env?: Record<string, string>;
+  /**
+   * Enables containerd's CRI plugin (off by default: the ctr tests do not need it) with the
+   * runtime handlers of test/helpers/cri-config.ts, and imports the busybox and pause images
+   * into CRI's namespace `k8s.io`.
+   */
+  cri?: boolean;
 }
+
+/** The containerd namespace the CRI plugin works in (always, whatever the pod's namespace). */
+export const CRI_NAMESPACE = 'k8s.io';
 
 export interface CtrOptions {
   input?: string | Buffer;
   timeoutMs?: number;
+  /** containerd namespace (default: the instance's own; CRI_NAMESPACE for what CRI made). */
+  namespace?: string;
 }
 
 export interface CtrResult {
@@ -61,13 +74,18 @@ function binDir(version: ContainerdVersion): string {
   return version === '2.1' ? path.join(CONTAINERD2_DIR, 'usr/bin') : '/usr/bin';
 }
 
-// Plugins the tests never use; disabling them keeps start-up fast and the log readable.
-// Unknown names are ignored, so one list serves both versions.
-const DISABLED_PLUGINS = [
+// The CRI plugins (1.7: one; 2.x: images, runtime, the gRPC service and the sandbox
+// controller), disabled unless a test asks for CRI.
+const CRI_PLUGINS = [
   'io.containerd.grpc.v1.cri',
   'io.containerd.cri.v1.images',
   'io.containerd.cri.v1.runtime',
   'io.containerd.podsandbox.controller.v1.podsandbox',
+];
+
+// Plugins the tests never use; disabling them keeps start-up fast and the log readable.
+// Unknown names are ignored, so one list serves both versions.
+const DISABLED_PLUGINS = [
   'io.containerd.snapshotter.v1.aufs',
   'io.containerd.snapshotter.v1.btrfs',
   'io.containerd.snapshotter.v1.devmapper',
@@ -80,8 +98,9 @@ const DISABLED_PLUGINS = [
   'io.containerd.nri.v1.nri',
 ];
 
-function configToml(version: ContainerdVersion, dir: string): string {
+function configToml(version: ContainerdVersion, dir: string, cri: boolean): string {
   const q = (s: string) => JSON.stringify(s); // TOML basic strings accept JSON string escapes
+  const disabled = cri ? DISABLED_PLUGINS : [...CRI_PLUGINS, ...DISABLED_PLUGINS];
   // containerd 1.7 reads schema version 2, containerd 2.x version 3; the keys used here are
   // top-level ones both schemas share. No runtime has to be declared for the task API:
   // containerd resolves `io.containerd.ferry.v2` to `containerd-shim-ferry-v2` on PATH.
@@ -90,7 +109,7 @@ function configToml(version: ContainerdVersion, dir: string): string {
     `root = ${q(path.join(dir, 'root'))}`,
     `state = ${q(path.join(dir, 'state'))}`,
     `temp = ${q(path.join(dir, 'tmp'))}`,
-    `disabled_plugins = [${DISABLED_PLUGINS.map(q).join(', ')}]`,
+    `disabled_plugins = [${disabled.map(q).join(', ')}]`,
     '',
     '[grpc]',
     `  address = ${q(path.join(dir, 'containerd.sock'))}`,
@@ -102,6 +121,9 @@ function configToml(version: ContainerdVersion, dir: string): string {
     `  address = ${q(path.join(dir, 'debug.sock'))}`,
     '  level = "debug"',
     '',
+    ...(cri
+      ? [criConfigToml({ version, repoRoot: REPO_ROOT, dir, pauseImage: buildPauseImage().name, registryConfigDir: path.join(dir, 'certs.d') }), '']
+      : []),
   ].join('\n');
 }
 
@@ -121,6 +143,10 @@ export class Containerd {
   readonly namespace: string;
   readonly ctrPath: string;
   readonly logPath: string;
+  /** Whether the CRI plugin is on (StartOptions.cri). */
+  readonly cri: boolean;
+  /** CRI's registry config_path: a test puts `<host:port>/hosts.toml` here. */
+  readonly registryConfigDir: string;
   image?: TestImage;
 
   private proc?: ChildProcess;
@@ -132,16 +158,18 @@ export class Containerd {
     this.version = opts.version;
     this.grpcShim = opts.grpcShim ?? false;
     this.extraEnv = opts.env ?? {};
+    this.cri = opts.cri ?? false;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-ctd-'));
     this.root = path.join(this.dir, 'root');
     this.state = path.join(this.dir, 'state');
     this.address = path.join(this.dir, 'containerd.sock');
     this.logPath = path.join(this.dir, 'containerd.log');
     this.configPath = path.join(this.dir, 'config.toml');
+    this.registryConfigDir = path.join(this.dir, 'certs.d');
     this.namespace = `ferry-test-${process.pid}-${++instances}`;
     this.ctrPath = path.join(binDir(this.version), 'ctr');
     for (const d of [this.root, this.state, path.join(this.dir, 'tmp')]) fs.mkdirSync(d, { recursive: true, mode: 0o711 });
-    fs.writeFileSync(this.configPath, configToml(this.version, this.dir));
+    fs.writeFileSync(this.configPath, configToml(this.version, this.dir, this.cri));
   }
 
   /** containerd's pid while it runs. */
@@ -189,16 +217,30 @@ export class Containerd {
     }
   }
 
-  /** Imports the busybox test image (idempotent per instance). */
+  /** Imports the busybox test image (idempotent per instance); with CRI, into k8s.io too, with the pause image. */
   async importImage(): Promise<TestImage> {
     if (this.image) return this.image;
     const image = buildTestImage();
-    const r = await this.ctr(['images', 'import', image.tarPath], { timeoutMs: 60000 });
-    if (r.code !== 0) throw new Error(`ctr images import failed: ${r.stderr}${r.stdout}`);
-    const check = await this.ctr(['images', 'check', `name==${image.name}`]);
-    if (!/complete/.test(check.stdout)) throw new Error(`test image not complete after import: ${check.stdout}${check.stderr}`);
+    await this.importInto(image, this.namespace);
+    if (this.cri) {
+      await this.importInto(image, CRI_NAMESPACE);
+      await this.importInto(buildPauseImage(), CRI_NAMESPACE);
+    }
     this.image = image;
     return image;
+  }
+
+  private async importInto(image: TestImage, namespace: string): Promise<void> {
+    const r = await this.ctr(['images', 'import', image.tarPath], { timeoutMs: 60000, namespace });
+    if (r.code !== 0) throw new Error(`ctr images import failed: ${r.stderr}${r.stdout}`);
+    const check = await this.ctr(['images', 'check', `name==${image.name}`], { namespace });
+    if (!/complete/.test(check.stdout)) throw new Error(`test image not complete after import: ${check.stdout}${check.stderr}`);
+  }
+
+  /** A CRI client of this containerd (close it when done). */
+  criClient(): CriClient {
+    if (!this.cri) throw new Error('this containerd was started without CRI (StartOptions.cri)');
+    return new CriClient({ address: this.address });
   }
 
   log(): string {
@@ -214,8 +256,8 @@ export class Containerd {
   }
 
   /** Spawns ctr bound to this containerd and namespace; the process is tracked and ended by stop(). */
-  spawnCtr(args: string[], stdin: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
-    const child = spawn(this.ctrPath, ['--address', this.address, '--namespace', this.namespace, ...args], {
+  spawnCtr(args: string[], stdin: 'pipe' | 'ignore' = 'ignore', namespace = this.namespace): ChildProcess {
+    const child = spawn(this.ctrPath, ['--address', this.address, '--namespace', namespace, ...args], {
       env: this.env(),
       stdio: [stdin, 'pipe', 'pipe'],
     });
@@ -227,7 +269,7 @@ export class Containerd {
 
   /** Runs ctr to completion and collects its output (killed by pid after timeoutMs). */
   ctr(args: string[], opts: CtrOptions = {}): Promise<CtrResult> {
-    const child = this.spawnCtr(args, opts.input === undefined ? 'ignore' : 'pipe');
+    const child = this.spawnCtr(args, opts.input === undefined ? 'ignore' : 'pipe', opts.namespace);
     return collect(child, opts);
   }
 
@@ -299,8 +341,13 @@ export class Containerd {
   }
 
   /** The bundle directory containerd creates for a task. */
-  bundleDir(id: string): string {
-    return path.join(this.state, TASK_RUNTIME_DIR, this.namespace, id);
+  bundleDir(id: string, namespace = this.namespace): string {
+    return path.join(this.state, TASK_RUNTIME_DIR, namespace, id);
+  }
+
+  /** Namespaces this instance's tasks live in: its own, and k8s.io with CRI. */
+  private namespaces(): string[] {
+    return this.cri ? [this.namespace, CRI_NAMESPACE] : [this.namespace];
   }
 
   /** Shim daemon processes serving container `id` (or any container, without an id). */
@@ -342,10 +389,22 @@ export class Containerd {
     const problems: string[] = [];
     const sockets = this.shimSocketPaths();
     if (this.pid !== undefined) {
-      try {
-        await this.removeAllTasks();
-      } catch (err) {
-        problems.push(String(err));
+      if (this.cri) {
+        const cri = this.criClient();
+        try {
+          await cri.removeAllPods();
+        } catch (err) {
+          problems.push(`CRI pod removal: ${String(err)}`);
+        } finally {
+          cri.close();
+        }
+      }
+      for (const namespace of this.namespaces()) {
+        try {
+          await this.removeAllTasks(namespace);
+        } catch (err) {
+          problems.push(String(err));
+        }
       }
     }
     for (const child of this.children) if (child.pid) killPid(child.pid, 'SIGKILL');
@@ -369,15 +428,15 @@ export class Containerd {
     if (problems.length) console.warn(`containerd cleanup: ${problems.join('; ')}`);
   }
 
-  private async removeAllTasks(): Promise<void> {
-    const tasks = await this.ctr(['tasks', 'ls', '--quiet'], { timeoutMs: 10000 });
+  private async removeAllTasks(namespace: string): Promise<void> {
+    const tasks = await this.ctr(['tasks', 'ls', '--quiet'], { timeoutMs: 10000, namespace });
     for (const id of tasks.stdout.split('\n').filter(Boolean)) {
-      await this.ctr(['tasks', 'kill', '--all', '--signal', 'SIGKILL', id], { timeoutMs: 10000 });
-      await this.ctr(['tasks', 'rm', '--force', id], { timeoutMs: 15000 });
+      await this.ctr(['tasks', 'kill', '--all', '--signal', 'SIGKILL', id], { timeoutMs: 10000, namespace });
+      await this.ctr(['tasks', 'rm', '--force', id], { timeoutMs: 15000, namespace });
     }
-    const containers = await this.ctr(['containers', 'ls', '--quiet'], { timeoutMs: 10000 });
+    const containers = await this.ctr(['containers', 'ls', '--quiet'], { timeoutMs: 10000, namespace });
     for (const id of containers.stdout.split('\n').filter(Boolean)) {
-      await this.ctr(['containers', 'rm', id], { timeoutMs: 10000 });
+      await this.ctr(['containers', 'rm', id], { timeoutMs: 10000, namespace });
     }
   }
 
@@ -386,10 +445,10 @@ export class Containerd {
    * (containerd 2.x writes it) or `address` (containerd 1.7 reads it; the shim writes it).
    * Read it while the task exists: the bundle goes with the task.
    */
-  shimSocketPath(id: string): string | undefined {
+  shimSocketPath(id: string, namespace = this.namespace): string | undefined {
     for (const file of ['bootstrap.json', 'address']) {
       try {
-        const socket = socketPathFromAddressFile(fs.readFileSync(path.join(this.bundleDir(id), file), 'utf8'));
+        const socket = socketPathFromAddressFile(fs.readFileSync(path.join(this.bundleDir(id, namespace), file), 'utf8'));
         if (socket) return socket;
       } catch {
         /* not there */
@@ -400,16 +459,23 @@ export class Containerd {
 
   // Shim sockets of all bundles, so they can be removed if a killed shim could not.
   private shimSocketPaths(): string[] {
-    const nsDir = path.join(this.state, TASK_RUNTIME_DIR, this.namespace);
-    return safeReaddir(nsDir)
-      .map((id) => this.shimSocketPath(id))
-      .filter((s): s is string => s !== undefined);
+    return this.namespaces().flatMap((namespace) =>
+      safeReaddir(path.join(this.state, TASK_RUNTIME_DIR, namespace))
+        .map((id) => this.shimSocketPath(id, namespace))
+        .filter((s): s is string => s !== undefined),
+    );
   }
 
   // Containers whose shim was SIGKILLed keep running under runc; end them through runc's
   // state for this instance's namespace (unique to this instance, so never someone else's).
   private cleanRuncState(): void {
-    const runcRoot = path.join('/run/containerd/runc', this.namespace);
+    const roots = [path.join('/run/containerd/runc', this.namespace)];
+    // CRI's handlers keep runc state in private roots (cri-config.ts), never in the shared k8s.io one.
+    if (this.cri) roots.push(...criRuncRoots(this.dir).map((r) => path.join(r, CRI_NAMESPACE)));
+    for (const runcRoot of roots) this.cleanRuncRoot(runcRoot);
+  }
+
+  private cleanRuncRoot(runcRoot: string): void {
     for (const id of safeReaddir(runcRoot)) {
       try {
         execFileSync('runc', ['--root', runcRoot, 'delete', '--force', id], { stdio: 'ignore', timeout: 10000 });

@@ -12,6 +12,15 @@ import * as path from 'node:path';
 import { makeTar, TarEntry } from './tar';
 
 export const TEST_IMAGE_NAME = 'docker.io/library/ferry-busybox:latest';
+/** The CRI tests' sandbox ("pause") image: the same busybox layer, a shell that waits for SIGTERM. */
+export const PAUSE_IMAGE_NAME = 'docker.io/library/ferry-pause:latest';
+
+/**
+ * What the pause container runs. It is pid 1 of the pod's shared pid namespace when the pod
+ * shares one, so it must reap orphans: busybox ash reaps any child while it sits in `wait`.
+ * SIGTERM/SIGINT end it at once (kubelet's pause exits on them too).
+ */
+const PAUSE_COMMAND = ['/bin/sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'];
 
 // Bump when the image layout below changes, so a stale cached tar is not reused.
 const BUILDER_VERSION = 1;
@@ -66,7 +75,16 @@ function blob(data: Buffer | string): { digest: string; hex: string; size: numbe
   return { digest: `sha256:${hex}`, hex, size: buf.length, data: buf };
 }
 
-function buildLayout(busybox: Buffer, applets: string[]): { tar: Buffer; image: Omit<TestImage, 'tarPath'> } {
+/** The image's name and its config's process: `Cmd` alone (busybox) or an `Entrypoint` (pause). */
+interface ImageKind {
+  name: string;
+  process: { Cmd?: string[]; Entrypoint?: string[] };
+}
+
+const BUSYBOX: ImageKind = { name: TEST_IMAGE_NAME, process: { Cmd: ['sh'] } };
+const PAUSE: ImageKind = { name: PAUSE_IMAGE_NAME, process: { Entrypoint: PAUSE_COMMAND } };
+
+function buildLayout(kind: ImageKind, busybox: Buffer, applets: string[]): { tar: Buffer; image: Omit<TestImage, 'tarPath'> } {
   const arch = goArch();
   const layer = blob(makeTar(rootfsEntries(busybox, applets)));
   const config = blob(
@@ -76,7 +94,7 @@ function buildLayout(busybox: Buffer, applets: string[]): { tar: Buffer; image: 
       created: '2024-01-01T00:00:00Z',
       config: {
         Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
-        Cmd: ['sh'],
+        ...kind.process,
         WorkingDir: '/',
       },
       rootfs: { type: 'layers', diff_ids: [layer.digest] },
@@ -103,8 +121,8 @@ function buildLayout(busybox: Buffer, applets: string[]): { tar: Buffer; image: 
         // containerd's importer names the image from io.containerd.image.name first, then
         // from the OCI ref name; both carry the full reference so either path gives it.
         annotations: {
-          'io.containerd.image.name': TEST_IMAGE_NAME,
-          'org.opencontainers.image.ref.name': TEST_IMAGE_NAME,
+          'io.containerd.image.name': kind.name,
+          'org.opencontainers.image.ref.name': kind.name,
         },
       },
     ],
@@ -120,7 +138,7 @@ function buildLayout(busybox: Buffer, applets: string[]): { tar: Buffer; image: 
   ];
   return {
     tar: makeTar(entries),
-    image: { name: TEST_IMAGE_NAME, manifestDigest: manifest.digest, configDigest: config.digest, layerDigest: layer.digest },
+    image: { name: kind.name, manifestDigest: manifest.digest, configDigest: config.digest, layerDigest: layer.digest },
   };
 }
 
@@ -130,16 +148,27 @@ function buildLayout(busybox: Buffer, applets: string[]): { tar: Buffer; image: 
  * written to a unique temp name and renamed, so concurrent builders never see a partial file.
  */
 export function buildTestImage(): TestImage {
+  return buildImage(BUSYBOX, 'ferry-test-image');
+}
+
+/** The pause image of the CRI tests' pods, built and cached like the busybox image. */
+export function buildPauseImage(): TestImage {
+  return buildImage(PAUSE, 'ferry-test-pause-image');
+}
+
+function buildImage(kind: ImageKind, cachePrefix: string): TestImage {
   const bbPath = busyboxPath();
   const busybox = fs.readFileSync(bbPath);
   const applets = execFileSync(bbPath, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
-  const key = sha256(`${BUILDER_VERSION}\n${sha256(busybox)}\n${applets.join(',')}\n${goArch()}`).slice(0, 16);
-  const tarPath = path.join(os.tmpdir(), `ferry-test-image-${key}.tar`);
+  // The busybox key stays what it was before the pause image existed (cached tars stay valid).
+  const kindKey = kind === BUSYBOX ? '' : `\n${JSON.stringify(kind)}`;
+  const key = sha256(`${BUILDER_VERSION}\n${sha256(busybox)}\n${applets.join(',')}\n${goArch()}${kindKey}`).slice(0, 16);
+  const tarPath = path.join(os.tmpdir(), `${cachePrefix}-${key}.tar`);
   const metaPath = `${tarPath}.json`;
   if (fs.existsSync(tarPath) && fs.existsSync(metaPath)) {
     return { ...(JSON.parse(fs.readFileSync(metaPath, 'utf8')) as Omit<TestImage, 'tarPath'>), tarPath };
   }
-  const { tar, image } = buildLayout(busybox, applets);
+  const { tar, image } = buildLayout(kind, busybox, applets);
   const tmp = `${tarPath}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, tar);
   fs.writeFileSync(`${metaPath}.${process.pid}.tmp`, JSON.stringify(image));

@@ -262,7 +262,8 @@ describe('prepareRestore', () => {
   });
 
   test('criu_image_path wins over the request checkpoint; a symlink in a checkpoint dir is refused', async () => {
-    const { bundle, ck, options, log } = setup({});
+    // (A target with its own pid namespace, as the fake checkpoint's first process is pid 1.)
+    const { bundle, ck, options, log } = setup({ linux: { namespaces: [{ type: 'pid' }] } });
     const other = path.join(tmp, 'other');
     writeFakeCheckpoint(other, oneProcess);
     const plan = await prepareRestore({ bundle, checkpoint: ck, parentCheckpoint: '', options: { ...options, criuImagePath: other }, log });

@@ -21,7 +21,7 @@ beforeEach(() => {
   fs.writeFileSync(path.join(rootfs, 'bin', 'busybox'), 'the container');
 });
 afterEach(() => {
-  for (const p of mountPointsUnder(tmp).reverse()) execFileSync('umount', ['-l', p]);
+  for (const p of mountPointsUnder(tmp)) execFileSync('umount', ['-l', p]);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
