@@ -7,14 +7,14 @@ import * as path from 'node:path';
 import { CheckpointOptions as RuncV1CheckpointOptions } from '../../api/gen/containerd/runc/v1/options';
 import { CheckpointOptions as LinuxRuncCheckpointOptions } from '../../api/gen/containerd/linux/runc/runc';
 import type { Any } from '../../api/gen/google/protobuf/any';
-import { InvalidArgumentError } from '../errors';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import type { Runc } from '../runc/runc';
 import { RuntimeError } from '../runc/runtime-error';
 import { typeName } from '../service/runtime-options';
 import { assertCriuCanDumpTcp, ensureCriu } from './criu';
+import { criuFailureLine } from './criu-log';
 import { findTcpSockets } from './tcp-sockets';
 import { criCheckpointCollectDir } from './cri-collect-dir';
-import { criuFailureLine } from '../format/criu/dump-log';
 import { ArchiveFile } from '../format/layout';
 import type { WarnLogger } from '../format/warn-logger';
 
@@ -72,16 +72,8 @@ export function criuWorkDir(bundle: string, ...preferred: string[]): string {
   return preferred.find((p) => p !== '') ?? path.join(bundle, 'criu-work');
 }
 
-/**
- * The line of a CRIU log that says why it failed (src/format/criu/dump-log.ts: the first Error
- * line that is a cause, not CRIU's harmless rlimit complaint); a log without one yields its
- * last non-empty line (usually the reason the dump stopped).
- */
-export async function firstCriuError(logPath: string): Promise<string | undefined> {
-  let text: string;
-  try { text = await fsp.readFile(logPath, 'utf8'); } catch { return undefined; }
-  return criuFailureLine(text);
-}
+/** The line of a CRIU log that says why it failed (see criu-log.ts). */
+export const firstCriuError = criuFailureLine;
 
 /** Runs the checkpoint. With options.exit the container is gone afterwards (its exit is reaped as usual). */
 export async function checkpointContainer(p: CheckpointParams): Promise<void> {
@@ -97,8 +89,15 @@ export async function checkpointContainer(p: CheckpointParams): Promise<void> {
   // honours it itself for runc's runtime names, so ferry does the same for its own.
   const imagePath = o.imagePath || p.path;
   const workPath = criuWorkDir(p.bundle, o.workPath, p.criuWorkPath);
-  await fsp.mkdir(imagePath, { recursive: true, mode: 0o700 });
+  // Relative paths would land in the daemon's working directory, /.
+  for (const [field, value] of [['image path', imagePath], ['work path', workPath]]) {
+    if (!path.isAbsolute(value)) throw new InvalidArgumentError(`checkpoint ${field} ${JSON.stringify(value)} is not absolute`);
+  }
+  const createdImageDir = await makeEmptyImageDir(imagePath);
   await fsp.mkdir(workPath, { recursive: true, mode: 0o700 });
+  const dumpLog = path.join(workPath, 'dump.log');
+  // A log left by an earlier dump must not be quoted for this one (CRIU may die before writing).
+  await fsp.rm(dumpLog, { force: true });
   try {
     await p.runc.checkpoint(p.id, {
       imagePath, workPath, leaveRunning: !o.exit,
@@ -106,9 +105,10 @@ export async function checkpointContainer(p: CheckpointParams): Promise<void> {
       emptyNamespaces: o.emptyNamespaces, manageCgroupsMode: o.cgroupsMode,
     });
   } catch (err) {
-    const dumpLog = path.join(workPath, 'dump.log');
+    // What CRIU wrote before it failed is no checkpoint: nobody may find and restore it.
+    await removeImages(imagePath, createdImageDir);
     const runcLine = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-    const criuLine = await firstCriuError(dumpLog);
+    const criuLine = await criuFailureLine(dumpLog);
     throw new RuntimeError(`${runcLine}; CRIU log ${dumpLog}${criuLine ? `: ${criuLine}` : ' (missing)'}`);
   }
   // containerd's CRI names a work path only for runc's runtime names; for ours it collects
@@ -152,5 +152,36 @@ async function copyNoFollow(from: string, to: string): Promise<void> {
     }
   } finally {
     await src.close();
+  }
+}
+
+/**
+ * The image dir must be empty: CRIU overwrites what it dumps and leaves the rest, so a dump into
+ * an earlier checkpoint's dir mixes the two, and a failed one leaves neither whole. Returns
+ * whether the dir was created here.
+ */
+async function makeEmptyImageDir(imagePath: string): Promise<boolean> {
+  let entries: string[];
+  try {
+    entries = await fsp.readdir(imagePath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await fsp.mkdir(imagePath, { recursive: true, mode: 0o700 });
+    return true;
+  }
+  if (entries.length > 0) {
+    throw new FailedPreconditionError(`checkpoint image path ${imagePath} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}): a dump there would mix with what it holds`);
+  }
+  return false;
+}
+
+/** Removes a failed dump's images: the dir's content (it was empty before), and the dir if it was ours. */
+async function removeImages(imagePath: string, createdHere: boolean): Promise<void> {
+  if (createdHere) {
+    await fsp.rm(imagePath, { recursive: true, force: true });
+    return;
+  }
+  for (const name of await fsp.readdir(imagePath).catch(() => [] as string[])) {
+    await fsp.rm(path.join(imagePath, name), { recursive: true, force: true });
   }
 }

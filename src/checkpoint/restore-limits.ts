@@ -5,9 +5,8 @@
 // the restore is unmounted here: runc's `criu-root` bind of the rootfs in its state dir, and
 // CRIU's cgroup yard (`.criu.cgyard.*`) in its work dir. Only paths of this one container are
 // touched.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { unmountAll } from '../sys/mounts';
+import { mountPointsUnder, unmountAll } from '../sys/mounts';
 
 /** Environment variable (seconds) that sets the time limit; containerd passes its environment on to shims. */
 export const RESTORE_TIMEOUT_ENV = 'FERRY_RESTORE_TIMEOUT_SECONDS';
@@ -20,23 +19,7 @@ export function restoreTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
   return (Number.isFinite(v) && v > 0 ? v : DEFAULT_RESTORE_TIMEOUT_SECONDS) * 1000;
 }
 
-/** /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo. */
-function unescapeMountPath(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** Mount points at or below `dir`, deepest first. */
-export function mountPointsUnder(dir: string, mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
-  const root = path.resolve(dir);
-  const out: string[] = [];
-  for (const line of mountinfo.split('\n')) {
-    const field = line.split(' ')[4];
-    if (!field) continue;
-    const mp = unescapeMountPath(field);
-    if (mp === root || mp.startsWith(`${root}/`)) out.push(mp);
-  }
-  return [...new Set(out)].sort((a, b) => b.length - a.length);
-}
+export { mountPointsUnder } from '../sys/mounts';
 
 /**
  * Unmounts (lazily) whatever a cut-off restore left mounted under these directories, deepest

@@ -11,6 +11,8 @@ import { readPidFile } from '../process/pid-file';
 import type { Runc } from '../runc/runc';
 import { removeStagingDir } from '../format/archive-staging';
 import type { RestorePlan } from './restore';
+import { criuFailureLine } from './criu-log';
+import { RuntimeError } from '../runc/runtime-error';
 import { restoreTimeoutMs, unmountRestoreLeftovers } from './restore-limits';
 
 export class RestoredInitProcess extends InitProcess {
@@ -38,6 +40,9 @@ export class RestoredInitProcess extends InitProcess {
     try {
       await fsp.mkdir(this.plan.workPath, { recursive: true, mode: 0o700 });
       await fsp.rm(this.pidFile, { force: true });
+      const restoreLog = path.join(this.plan.workPath, 'restore.log');
+      // A log left by an earlier restore must not be quoted for this one.
+      await fsp.rm(restoreLog, { force: true });
       try {
         await this.restoreRunc.restore(this.id, this.bundle, {
           imagePath: this.plan.imagePath,
@@ -49,8 +54,12 @@ export class RestoredInitProcess extends InitProcess {
           timeoutMs: restoreTimeoutMs(),
         });
       } catch (err) {
+        // A runc killed in the middle leaves its state dir and the rootfs mounted at criu-root.
         await this.cleanUpFailedRestore();
-        throw err;
+        // runc says only "criu failed"; the cause is in CRIU's log.
+        const runcLine = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+        const criuLine = await criuFailureLine(restoreLog);
+        throw new RuntimeError(`${runcLine}; CRIU log ${restoreLog}${criuLine ? `: ${criuLine}` : ' (missing)'}`);
       } finally {
         this.io?.closeChildEnds();
       }

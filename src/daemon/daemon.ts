@@ -15,8 +15,11 @@ import { setChildSubreaper } from '../sys/native';
 import { CreateTaskRequest } from '../../api/gen/containerd/task/v2/shim';
 import { GroupMembership } from './group-membership';
 import { CLEANED_RECORD, writeCleanedRecord } from '../shim-actions/cleaned-record';
+import { dropAddedEnv } from '../shim-actions/daemon-tuning';
+import { diagnosticsDirFromEnv, installDiagnostics } from './diagnostics';
 
 export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promise<void> {
+  dropAddedEnv();
   const bundle = process.cwd();
   // containerd removes bundle directories; never keep one as our working directory.
   process.chdir('/');
@@ -72,7 +75,7 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
     },
   });
 
-  const services = membership.wrapCreateAndShutdown(taskServices(service, log), (p) => CreateTaskRequest.decode(p).id);
+  const services = membership.wrapCreateAndShutdown(taskServices(service, { log, bundleParent: path.dirname(bundle) }), (p) => CreateTaskRequest.decode(p).id);
   listener = new ShimListener([...services, membership.service()], {
     log: (level, msg) => log[level](msg),
   });
@@ -86,6 +89,15 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
     if (service.size === 0 && membership.pending === 0) void exit(0);
     else log.warn('SIGTERM ignored: containers are still running');
   });
+  const diagnosticsDir = diagnosticsDirFromEnv();
+  if (diagnosticsDir) {
+    installDiagnostics({
+      dir: diagnosticsDir,
+      heapSnapshot: process.env.FERRY_DIAGNOSTICS_HEAP === '1',
+      holds: () => ({ tasks: service.size, connections: listener?.connectionCount ?? 0 }),
+      log: (msg) => log.info(msg),
+    });
+  }
   collectStartupGarbage();
   process.on('uncaughtException', (err) => log.error(`uncaught exception: ${err.stack ?? err.message}`));
   process.on('unhandledRejection', (err) => log.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));

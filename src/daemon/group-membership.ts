@@ -16,6 +16,7 @@
 // never both create a daemon, and a stale socket (a SIGKILLed daemon's) is removed safely.
 import * as fs from 'node:fs';
 import { UnavailableError } from '../errors';
+import { checkId } from '../service/request-checks';
 import type { RawHandler, RawService } from '../protocol/rpc';
 import { TtrpcClient } from '../protocol/ttrpc/client';
 
@@ -65,7 +66,9 @@ export class GroupMembership {
       name: GROUP_SERVICE,
       methods: {
         Join: async (payload) => {
-          this.reserve(payload.toString('utf8'));
+          const id = payload.toString('utf8');
+          checkId('container id', id);
+          this.reserve(id);
           return Buffer.alloc(0);
         },
       },

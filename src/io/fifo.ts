@@ -3,15 +3,30 @@
 // thread per idle stream and eventually stall the whole process.)
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { InvalidArgumentError } from '../errors';
 
-const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
+
+/**
+ * Opens `path` only if it is a FIFO: never through a symlink (O_NOFOLLOW), never a regular file
+ * or device (O_RDWR on a file would let container output overwrite it). The request checks
+ * (src/service/request-checks.ts) refuse such paths first; this holds if one is swapped in after.
+ */
+function openFifo(path: string, flags: number): number {
+  const fd = fs.openSync(path, flags | O_NOFOLLOW);
+  if (!fs.fstatSync(fd).isFIFO()) {
+    fs.closeSync(fd);
+    throw new InvalidArgumentError(`${JSON.stringify(path)} is not a FIFO`);
+  }
+  return fd;
+}
 
 /**
  * Opens an output FIFO (stdout/stderr) for writing. O_RDWR never blocks, whether or not the
  * reader (containerd's client) has opened it yet; closing our fd is what gives the reader EOF.
  */
 export function openOutputFifo(path: string): net.Socket {
-  const fd = fs.openSync(path, O_RDWR | O_NONBLOCK);
+  const fd = openFifo(path, O_RDWR | O_NONBLOCK);
   return new net.Socket({ fd, readable: false, writable: true });
 }
 
@@ -21,10 +36,10 @@ export function openOutputFifo(path: string): net.Socket {
  * the client has closed its side AND asked us to close stdin, after all buffered data was read.
  */
 export function openInputFifo(path: string): { reader: net.Socket; keeper: number } {
-  const readFd = fs.openSync(path, O_RDONLY | O_NONBLOCK);
+  const readFd = openFifo(path, O_RDONLY | O_NONBLOCK);
   let keeper: number;
   try {
-    keeper = fs.openSync(path, O_WRONLY | O_NONBLOCK);
+    keeper = openFifo(path, O_WRONLY | O_NONBLOCK);
   } catch (err) {
     fs.closeSync(readFd);
     throw err;

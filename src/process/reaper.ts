@@ -72,6 +72,11 @@ export class Reaper {
     this.reap();
   }
 
+  /** Whether someone waits for the exit of `pid` (a container's init or exec that runs). */
+  isClaimed(pid: number): boolean {
+    return this.claims.has(pid);
+  }
+
   /** Stops waiting for `pid` (its process was deleted before exiting, e.g. a failed start). */
   unclaim(pid: number): void {
     this.claims.delete(pid);

@@ -15,6 +15,8 @@ import type { RawService } from './rpc';
 import { TtrpcServer, type LogFn } from './ttrpc/server';
 
 const HTTP2_PREFACE_FIRST_BYTE = 0x50; // 'P'
+/** A ttrpc frame's first byte: the top byte of a length that is at most 4 MiB. */
+const TTRPC_FIRST_BYTE = 0x00;
 
 export class ShimListener {
   private readonly server = new net.Server({ pauseOnConnect: true });
@@ -96,8 +98,12 @@ export class ShimListener {
           this.log('error', `grpc: cannot serve connection: ${(err as Error).message}`);
           sock.destroy();
         }
-      } else {
+      } else if (first[0] === TTRPC_FIRST_BYTE) {
         this.ttrpc.handleConnection(sock);
+      } else {
+        // Neither protocol can start so: whatever this peer speaks, it is not to us.
+        this.log('debug', `listener: connection starting with byte 0x${first[0]!.toString(16)} closed`);
+        sock.destroy();
       }
     });
     sock.resume();

@@ -83,6 +83,28 @@ export interface RestoreOptions {
 
 export interface RunResult { stdout: string; stderr: string }
 
+/**
+ * What runc and CRIU write for the shim — log.json and init.pid in the bundle, CRIU's images,
+ * logs and stats — is root's alone (issue 12: CRIU writes stats-dump 0644, runc its pid and log
+ * files 0644 under containerd's umask). A container's init is unaffected (runc gives it 0022).
+ */
+export const PRIVATE_UMASK = 0o077;
+
+/**
+ * Spawns with the process umask set to `umask` for the fork only. spawn() forks synchronously,
+ * so no other JavaScript runs meanwhile; a file a threadpool thread happens to create in that
+ * instant is made more private, never less.
+ */
+function spawnWithUmask<T>(umask: number | undefined, spawnIt: () => T): T {
+  if (umask === undefined) return spawnIt();
+  const previous = process.umask(umask);
+  try {
+    return spawnIt();
+  } finally {
+    process.umask(previous);
+  }
+}
+
 export class Runc {
   constructor(readonly config: RuncConfig) {}
 
@@ -109,21 +131,22 @@ export class Runc {
    * runtime logged at level error, fatal or panic (log.json, this command's lines only), else
    * its stderr, prefixed with `what` (e.g. "OCI runtime create failed").
    */
-  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; timeoutMs?: number; inheritUmask?: boolean } = {}): Promise<RunResult> {
     const logOffset = await fileSize(this.config.logPath);
     const stdio: StdioOptions = opts.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
-    const child = spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio, cwd: this.workDir() });
+    const child = spawnWithUmask(opts.inheritUmask ? undefined : PRIVATE_UMASK, () => spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio, cwd: this.workDir() }));
     reaper.trackLibuvChild(child);
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
+    let signal: NodeJS.Signals | null = null;
     let killed: number[] | undefined;
     const timer = opts.timeoutMs === undefined || child.pid === undefined ? undefined : setTimeout(() => { killed = killProcessTree(child.pid!); }, opts.timeoutMs);
     const code = await new Promise<number>((resolve, reject) => {
       child.once('error', reject);
-      child.once('close', (c, sig) => resolve(c ?? 128 + (sig ? signalNumber(sig) : 0)));
+      child.once('close', (c, sig) => { signal = sig; resolve(c ?? 128 + (sig ? signalNumber(sig) : 0)); });
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') throw new RuntimeError(`${what}: runc binary "${this.config.binary}" not found in PATH`);
       throw new RuntimeError(`${what}: ${err.message}`);
@@ -134,7 +157,9 @@ export class Runc {
     }
     if (code !== 0) {
       const logged = await lastLoggedError(this.config.logPath, logOffset);
-      const detail = logged || stderr.trim() || stdout.trim() || `exit status ${code}`;
+      // A runc killed in the middle (OOM killer, a crash) says nothing itself: say that it was.
+      const killedBy = signal ? `runc was killed by ${signal as NodeJS.Signals}` : '';
+      const detail = [killedBy, logged || stderr.trim() || stdout.trim()].filter(Boolean).join('; ') || `exit status ${code}`;
       throw new RuntimeError(`${what}: ${detail}`, detail);
     }
     return { stdout, stderr };
@@ -157,7 +182,8 @@ export class Runc {
     const args = ['exec', '--process', o.processSpecPath];
     if (o.consoleSocket) args.push('--console-socket', o.consoleSocket);
     args.push('--detach', '--pid-file', o.pidFile, id);
-    return this.run(args, 'OCI runtime exec failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'] });
+    // The exec'd process inherits runc's umask (runc sets 0022 only for a container's init).
+    return this.run(args, 'OCI runtime exec failed', { stdio: o.stdio ?? ['ignore', 'ignore', 'ignore'], inheritUmask: true });
   }
 
   kill(id: string, signal: number, all = false): Promise<RunResult> {

@@ -18,6 +18,10 @@ export class Container {
   /** Execs starting or running, whose exit (or failed start) is still to come (Go: runningExecs). */
   private liveExecs = 0;
   private readonly execsEndedWaiters: (() => void)[] = [];
+  /** Exec starts in flight (settled when their `runc exec` has returned and the pid is claimed). */
+  readonly execStarts = new Set<Promise<unknown>>();
+  /** Settles when the checkpoint running now (if any) has ended. */
+  private checkpointing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -59,5 +63,30 @@ export class Container {
   execsEnded(): Promise<void> {
     if (this.liveExecs === 0) return Promise.resolve();
     return new Promise((resolve) => this.execsEndedWaiters.push(resolve));
+  }
+
+  /**
+   * Runs `dump` as this container's checkpoint, after any earlier one. While CRIU holds the
+   * container frozen, runc refuses an exec ("cannot exec in a paused container"), and a pause
+   * or resume would fight CRIU over the freezer: those wait for afterCheckpoint() instead.
+   */
+  async checkpoint<T>(dump: () => Promise<T>): Promise<T> {
+    const earlier = this.checkpointing;
+    let done!: () => void;
+    this.checkpointing = new Promise((resolve) => { done = resolve; });
+    try {
+      await earlier;
+      return await dump();
+    } finally {
+      done();
+    }
+  }
+
+  /** Resolves once no checkpoint of this container is running. */
+  async afterCheckpoint(): Promise<void> {
+    for (let current = this.checkpointing; ; current = this.checkpointing) {
+      await current;
+      if (current === this.checkpointing) return;
+    }
   }
 }

@@ -6,6 +6,8 @@ import * as shim from '../../api/gen/containerd/task/v2/shim';
 import type { RawHandler, RawService } from '../protocol/rpc';
 import type { Logger } from '../log';
 import type { TaskService } from './task-service';
+import { InvalidArgumentError } from '../errors';
+import { requestChecks } from './request-checks';
 
 interface Codec<T> { decode(b: Uint8Array): T; encode(m: T): { finish(): Uint8Array } }
 
@@ -14,12 +16,26 @@ const Empty: Codec<Record<string, never>> = {
   encode: () => ({ finish: () => new Uint8Array(0) }),
 };
 
-export function taskMethods(s: TaskService, log?: Logger): Record<string, RawHandler> {
+export interface TaskMethodOptions {
+  log?: Logger;
+  /** Where bundles live (the parent of the daemon's first bundle); undefined: not checked. */
+  bundleParent?: string;
+}
+
+export function taskMethods(s: TaskService, opts: TaskMethodOptions = {}): Record<string, RawHandler> {
+  const { log } = opts;
+  const checks = requestChecks(opts.bundleParent);
   function method<Req, Res>(req: Codec<Req>, res: Codec<Res>, fn: (r: Req) => Promise<Res | void>, name = fn.toString()): RawHandler {
     return async (payload) => {
-      const request = req.decode(payload);
+      let request: Req;
+      try {
+        request = req.decode(payload);
+      } catch (err) {
+        throw new InvalidArgumentError(`${name}: cannot decode the request: ${(err as Error).message}`);
+      }
       log?.debug('task call', { call: name });
       try {
+        await checks[name]?.(request as never);
         const out = await fn(request);
         return Buffer.from(res.encode((out ?? {}) as Res).finish());
       } catch (err) {
@@ -51,7 +67,7 @@ export function taskMethods(s: TaskService, log?: Logger): Record<string, RawHan
 
 export const TASK_SERVICE_NAMES = ['containerd.task.v2.Task', 'containerd.task.v3.Task'] as const;
 
-export function taskServices(s: TaskService, log?: Logger): RawService[] {
-  const methods = taskMethods(s, log);
+export function taskServices(s: TaskService, opts: TaskMethodOptions = {}): RawService[] {
+  const methods = taskMethods(s, opts);
   return TASK_SERVICE_NAMES.map((name) => ({ name, methods }));
 }

@@ -18,9 +18,11 @@ import type { Logger } from '../log';
 import { ExecProcess, execProcessSpec } from '../process/exec-process';
 import { InitProcess, IO_DRAIN_TIMEOUT_MS } from '../process/init-process';
 import { statusNumber } from '../process/process-state';
-import type { Exit } from '../process/reaper';
+import { reaper, type Exit } from '../process/reaper';
+import { killStrays, strayChildren } from '../process/stray-processes';
 import type { ShimProcess } from '../process/shim-process';
 import { Runc } from '../runc/runc';
+import { removeHalfCreated } from '../runc/half-created';
 import { mountAll, unmountAll } from '../sys/mounts';
 import { Container } from './container';
 import { checkpointContainer, decodeCheckpointOptions } from '../checkpoint/checkpoint';
@@ -100,7 +102,7 @@ export class TaskService {
     try {
       const options = decodeRuntimeOptions(r.options);
       // `delete -bundle` (when the daemon is gone) needs to know which runc and root to use.
-      await fsp.writeFile(path.join(r.bundle, 'options.json'), JSON.stringify(options));
+      await fsp.writeFile(path.join(r.bundle, 'options.json'), JSON.stringify(options), { mode: 0o600 });
       // A restore is checked (CRIU, checkpoint content, pod/namespaces) before anything is mounted.
       if (r.checkpoint || options.criuImagePath) {
         restore = await prepareRestore({ bundle: r.bundle, checkpoint: r.checkpoint, parentCheckpoint: r.parentCheckpoint, options, log: this.deps.log });
@@ -122,7 +124,16 @@ export class TaskService {
         : new InitProcess(r.id, r.bundle, stdio, runc, options);
       io = this.createIO(stdio, options, r.id);
       await io?.ready; // a logger binary must be ready before the container writes
-      await init.create(io);
+      try {
+        await init.create(io);
+      } catch (err) {
+        // runc may have got halfway (killed, or failed after it made its state dir): leave
+        // nothing behind in its state — unless the id was taken there already, which is not ours.
+        if (!restore && !/already exists/.test((err as Error).message)) {
+          await removeHalfCreated(runc, r.id).catch((e: Error) => this.deps.log.warn(`cleaning up runc state of ${r.id}: ${e.message}`));
+        }
+        throw err;
+      }
       // A restore's IO starts in Start, after runc restore (the Go shim copies after Restore too).
       if (!restore) io?.start();
       if (init.pid) await this.cgroups.track(r.id, init.pid);
@@ -163,6 +174,8 @@ export class TaskService {
       return { pid: c.init.pid };
     }
     const p = c.exec(r.execId);
+    // While CRIU holds the container frozen runc would refuse the exec (Container.checkpoint).
+    await c.afterCheckpoint();
     // The Go shim's words, also once the init is reaped but its exit not yet published. Unlike
     // the Go shim (whose Wait of such an exec never returns), the exec's waiters are released.
     if (c.initExit || c.init.status === 'stopped' || c.init.status === 'deleted') {
@@ -171,15 +184,34 @@ export class TaskService {
     }
     c.execStarting();
     const gate = p.start();
-    this.startGates.set(p, gate.catch(() => undefined));
+    const settled = gate.catch(() => undefined);
+    this.startGates.set(p, settled);
+    c.execStarts.add(settled);
     try {
       await gate;
     } catch (err) {
+      c.execStarts.delete(settled);
       c.execEnded();
+      await this.killStraysOfFailedExec(c);
       throw err;
+    } finally {
+      c.execStarts.delete(settled);
     }
     this.publish('/tasks/exec-started', 'containerd.events.TaskExecStarted', ev.TaskExecStarted, { containerId: c.id, execId: p.id, pid: p.pid });
     return { pid: p.pid };
+  }
+
+  /**
+   * A `runc exec` killed in the middle may have started the process without telling us its pid
+   * (src/process/stray-processes.ts): once the container's other exec starts have settled, what
+   * is ours, unclaimed and in its pid namespace is killed.
+   */
+  private async killStraysOfFailedExec(c: Container): Promise<void> {
+    if (!c.ownPidNamespace || !c.init.pid) return;
+    while (c.execStarts.size > 0) await Promise.all([...c.execStarts]);
+    const known = (pid: number) => reaper.isClaimed(pid) || [...c.execs.values()].some((e) => e.pid === pid);
+    const killed = killStrays(strayChildren(c.init.pid, known));
+    if (killed.length) this.deps.log.warn(`container ${c.id}: killed ${killed.join(', ')}, left running by a failed runc exec`);
   }
 
   /** /tasks/exit of a process, once its start (and start event) has settled. */
@@ -293,12 +325,14 @@ export class TaskService {
 
   async pause(r: shim.PauseRequest): Promise<void> {
     const c = this.get(r.id);
+    await c.afterCheckpoint();
     await c.init.pause();
     this.publish('/tasks/paused', 'containerd.events.TaskPaused', ev.TaskPaused, { containerId: c.id });
   }
 
   async resume(r: shim.ResumeRequest): Promise<void> {
     const c = this.get(r.id);
+    await c.afterCheckpoint();
     await c.init.resume();
     this.publish('/tasks/resumed', 'containerd.events.TaskResumed', ev.TaskResumed, { containerId: c.id });
   }
@@ -341,9 +375,13 @@ export class TaskService {
   async checkpoint(r: shim.CheckpointTaskRequest): Promise<void> {
     const c = this.get(r.id);
     c.init.check('checkpoint');
-    await checkpointContainer({
-      id: c.id, bundle: c.bundle, runc: c.runc, path: r.path, options: decodeCheckpointOptions(r.options),
-      criuPath: c.options.criuPath, criuWorkPath: c.options.criuWorkPath, log: this.deps.log,
+    const options = decodeCheckpointOptions(r.options);
+    await c.checkpoint(async () => {
+      c.init.check('checkpoint'); // it may have exited while an earlier checkpoint ran
+      await checkpointContainer({
+        id: c.id, bundle: c.bundle, runc: c.runc, path: r.path, options,
+        criuPath: c.options.criuPath, criuWorkPath: c.options.criuWorkPath, log: this.deps.log,
+      });
     });
     this.publish('/tasks/checkpointed', 'containerd.events.TaskCheckpointed', ev.TaskCheckpointed, { containerId: c.id, checkpoint: r.path });
   }

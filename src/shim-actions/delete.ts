@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { readPidFile } from '../process/pid-file';
 import { Runc } from '../runc/runc';
+import { unmountRuncLeftovers } from '../runc/half-created';
 import { defaultRuntimeOptions, type RuntimeOptions } from '../service/runtime-options';
 import { deleteActionResponse } from './cleaned-record';
 import { unmountAll } from '../sys/mounts';
@@ -32,6 +33,9 @@ export async function deleteBundle(flags: ShimFlags): Promise<Uint8Array> {
   // when there is none): skip the process, which containerd waits for on every container removal.
   if (fs.existsSync(path.join(runcRoot, flags.id))) {
     try {
+      // A runc killed mid-restore left the rootfs mounted in its state dir, and runc delete
+      // would remove the dir, and the rootfs's files with it (src/runc/half-created.ts).
+      unmountRuncLeftovers(runcRoot, flags.id);
       await runc.delete(flags.id, true);
     } catch (err) {
       problems.push(`runc delete: ${(err as Error).message}`);

@@ -69,13 +69,13 @@ export async function start(flags: ShimFlags): Promise<StartResult> {
 
   const options = readStartOptions();
 
-  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+  privateSocketDir(path.dirname(socketPath));
   return withStartLock(socketPath, async () => {
     // No socket file: no daemon to ask (a connect would only fail with ENOENT).
     const joined = fs.existsSync(socketPath) ? await joinGroup(socketPath, flags.id) : 'absent';
     if (joined === 'joined') {
       // The group's daemon is alive and has reserved the id: this container joins it.
-      fs.writeFileSync(path.join(bundle, 'address'), text);
+      fs.writeFileSync(path.join(bundle, 'address'), text, { mode: 0o600 });
       return { text };
     }
     // A dead daemon's socket; an exiting one has unlinked its own already. Under the lock no
@@ -92,7 +92,7 @@ function becomeDaemon(flags: ShimFlags, bundle: string, socketPath: string, text
     fs.chmodSync(socketPath, 0o600);
     if (shimCgroup) moveToCgroup(process.pid, shimCgroup);
     adjustOomScore();
-    fs.writeFileSync(path.join(bundle, 'address'), text);
+    fs.writeFileSync(path.join(bundle, 'address'), text, { mode: 0o600 });
   } catch (err) {
     fs.closeSync(listenFd);
     fs.rmSync(socketPath, { force: true });
@@ -109,4 +109,18 @@ function adjustOomScore(): void {
     const score = Number.parseInt(fs.readFileSync(`/proc/${parent}/oom_score_adj`, 'utf8'), 10);
     fs.writeFileSync('/proc/self/oom_score_adj', String(Math.min(1000, score + 1)));
   } catch { /* not fatal: e.g. no permission in a user namespace */ }
+}
+
+/**
+ * The socket directory is root's alone (0700), as the Go shim creates it: made so if it is
+ * missing, tightened if it is looser (it holds nothing but shim sockets), refused if someone else
+ * owns it (that someone could swap our socket).
+ */
+function privateSocketDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== process.getuid!()) {
+    throw new Error(`shim socket directory ${dir} is ${st.isDirectory() ? `owned by uid ${st.uid}` : 'not a directory'}`);
+  }
+  if (st.mode & 0o077) fs.chmodSync(dir, 0o700);
 }

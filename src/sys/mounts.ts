@@ -2,6 +2,8 @@
 // `<bundle>/rootfs`, and unmounting it again. Option parsing follows containerd's
 // mount_linux.go: known words become MS_* flags, propagation words are applied in a second
 // mount call, everything else is filesystem data (e.g. overlay's lowerdir=...).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { MNT_DETACH, MS, mount, umount2 } from './native';
 
 export interface MountSpec { type: string; source: string; target?: string; options: string[] }
@@ -71,4 +73,22 @@ export function unmountAll(target: string): void {
       throw err;
     }
   }
+}
+
+/** /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo. */
+function unescapeMountPath(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mount points at or below `dir` in this process's mount namespace, deepest first. */
+export function mountPointsUnder(dir: string, mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
+  const root = path.resolve(dir);
+  const out: string[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const field = line.split(' ')[4];
+    if (!field) continue;
+    const mp = unescapeMountPath(field);
+    if (mp === root || mp.startsWith(`${root}/`)) out.push(mp);
+  }
+  return [...new Set(out)].sort((a, b) => b.length - a.length);
 }

@@ -107,7 +107,7 @@ export class TtrpcClient extends EventEmitter {
         this.settle(item.streamId, (c) => c.reject(new FerryError(Code.ResourceExhausted, oversizedMessage(item.length))));
         continue;
       }
-      if (item.type !== MessageType.Response) continue; // no streaming calls are made
+      if (item.kind !== 'frame' || item.type !== MessageType.Response) continue; // no streaming calls are made
       let resp: TtrpcResponse;
       try {
         resp = decodeResponse(item.payload);

@@ -25,6 +25,8 @@ export interface Frame {
  */
 export type Decoded =
   | ({ kind: 'frame' } & Frame)
+  /** An oversized frame's header has arrived; its data is being skipped (a reader may give up instead). */
+  | { kind: 'announced'; streamId: number; length: number }
   | { kind: 'oversized'; streamId: number; length: number };
 
 export function encodeFrame(streamId: number, type: MessageType, flags: number, payload: Uint8Array): Buffer {
@@ -83,6 +85,7 @@ export class FrameDecoder {
         const h = this.consume(HEADER_LENGTH);
         const header = { length: h.readUInt32BE(0), streamId: h.readUInt32BE(4), type: h[8], flags: h[9] };
         if (header.length > MAX_MESSAGE_LENGTH) {
+          out.push({ kind: 'announced', streamId: header.streamId, length: header.length });
           this.oversized = { streamId: header.streamId, length: header.length };
           this.discarding = header.length;
           continue;

@@ -13,6 +13,18 @@ import { decodeRequest, encodeResponse, type TtrpcRequest } from './messages';
 
 export type LogFn = (level: 'debug' | 'warn' | 'error', msg: string) => void;
 
+/**
+ * Go ttrpc answers a protocol violation on its stream and carries on, and so does this server —
+ * but a peer that sends nothing else is not a ttrpc client: after this many violations in a row
+ * (no request decoded in between) its connection is closed.
+ */
+export const MAX_VIOLATIONS_IN_A_ROW = 64;
+/**
+ * An oversized frame's data is skipped (as Go ttrpc does), but a length far beyond the limit is
+ * no client's message: the connection is closed instead of reading gigabytes to skip it.
+ */
+export const MAX_SKIPPABLE_LENGTH = 4 * MAX_MESSAGE_LENGTH;
+
 /** ttrpc metadata key carrying the containerd namespace. */
 export const NAMESPACE_KEY = 'containerd-namespace-ttrpc';
 
@@ -50,9 +62,14 @@ export class TtrpcServer {
       }
       sock.write(encodeFrame(streamId, MessageType.Response, 0, body));
     };
+    let violations = 0;
     const refuse = (streamId: number, code: Code, message: string) => {
       this.log('debug', `ttrpc: stream ${streamId}: ${message}`);
       reply(streamId, { code, message });
+      if (++violations >= MAX_VIOLATIONS_IN_A_ROW) {
+        this.log('warn', `ttrpc: closing a connection after ${violations} protocol violations in a row`);
+        sock.destroy();
+      }
     };
 
     const onFrame = (frame: Frame) => {
@@ -76,6 +93,7 @@ export class TtrpcServer {
       } catch (err) {
         return refuse(frame.streamId, Code.InvalidArgument, `unmarshal request error: ${(err as Error).message}`);
       }
+      violations = 0;
       this.dispatch(req)
         .then(
           (payload) => reply(frame.streamId, undefined, payload),
@@ -86,6 +104,15 @@ export class TtrpcServer {
 
     sock.on('data', (chunk: Buffer) => {
       for (const item of decoder.push(chunk)) {
+        if (sock.destroyed) return;
+        if (item.kind === 'announced') {
+          if (item.length > MAX_SKIPPABLE_LENGTH) {
+            this.log('warn', `ttrpc: closing a connection that announced a ${item.length}-byte message`);
+            sock.destroy();
+            return;
+          }
+          continue;
+        }
         if (item.kind === 'oversized') {
           refuse(item.streamId, Code.ResourceExhausted, oversizedMessage(item.length));
         } else {
