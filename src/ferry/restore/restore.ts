@@ -40,6 +40,8 @@ export interface RestoreOptions {
   runtime?: string;
   snapshotter?: string;
   tcpEstablished?: boolean;
+  /** Restore the file locks the checkpoint holds (CRIU drops them silently without it). */
+  fileLocks?: boolean;
   /** Pulls a reference through containerd (base images, checkpoint images). */
   pull?: PullImage;
   /** ferry's state directory (per-container files, staging). */
@@ -200,8 +202,9 @@ export async function restoreCheckpoint(conn: Connection, o: RestoreOptions): Pr
       copier = await startLogCopier(state.dir, o.ferryScript ?? process.argv[1]!);
       undo.add('log copier', async () => copier!.kill());
     }
-    const criuConfig = o.tcpEstablished ? path.join(state.dir, 'criu.conf') : undefined;
-    if (criuConfig) await fs.promises.writeFile(criuConfig, 'tcp-established\n', { mode: 0o600 });
+    const criuOptions = [...(o.tcpEstablished ? ['tcp-established'] : []), ...(o.fileLocks ? ['file-locks'] : [])];
+    const criuConfig = criuOptions.length > 0 ? path.join(state.dir, 'criu.conf') : undefined;
+    if (criuConfig) await fs.promises.writeFile(criuConfig, criuOptions.map((opt) => `${opt}\n`).join(''), { mode: 0o600 });
     const spec = await adaptSpec(meta.spec, { id, namespace: conn.namespace, netnsPath: () => state.newNetworkNamespace(), criuConfigFile: criuConfig, log });
     await state.substituteMissingSources(spec, staged.dir, log);
     // The shim checks the spec saved beside the images (`<images>/../spec.dump`, the CRI layout)
