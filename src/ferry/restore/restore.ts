@@ -157,8 +157,10 @@ async function withCriuLog(err: unknown, workDir: string): Promise<unknown> {
     .map((l) => l.replace(/^\(\d+\.\d+\)\s*(\d+:\s*)?/, '').trim());
   if (errors.length === 0) return err;
   const e = err as { details?: string; message?: string };
-  // The log file named by runc goes with ferry's work dir: quote it instead of naming it.
-  const text = `${(e.details ?? e.message ?? String(err)).replace(/;? ?log file: \S+(: unknown)?|; unknown$/g, '')}; CRIU: ${errors.join('; ')}`;
+  // The log file named by runc (Go shim: `log file: PATH`; ferry's shim, last: `CRIU log PATH: line`)
+  // goes with ferry's work dir: quote it instead of naming it.
+  const reason = (e.details ?? e.message ?? String(err)).replace(/;? ?log file: \S+(: unknown)?|;? ?CRIU log \S+.*$|; unknown$/g, '').replace(/[;\s]+$/, '');
+  const text = `${reason}; CRIU: ${errors.join('; ')}`;
   return Object.assign(new Error(text), { details: text, code: (err as { code?: number }).code });
 }
 
