@@ -95,6 +95,10 @@ describe.each(lanes())('log URIs [$name]', (lane) => {
         expect(after[0]).toBeLessThanOrEqual(doneAt[stream] + 1);
         expect(after).toEqual(Array.from({ length: after.length }, (_, i) => after[0]! + i));
       }
+      // The restored task's stdout and stderr are the new task's pipes: it can be dumped again.
+      // (containerd 1.7 writes a broken second checkpoint while the first is stored: NOTES.md.)
+      await ctrOk(c, ['image', 'rm', '--sync', ref]);
+      await ctrOk(c, ['container', 'checkpoint', '--task', '--image', id, ref]);
     } finally {
       api.close();
       if (await taskRow(c, id)) {
