@@ -27,7 +27,7 @@ export class PipeIO implements ProcessIO {
   private stdinKeeper: number | null = null;
   private stdinWriter: net.Socket | null = null;
   private readonly copies: Promise<void>[] = [];
-  /** The shim's read ends of the stdout and stderr pipes, in that order. */
+  /** What the shim reads: the stdout and stderr pipes' read ends (in that order), then stdin's FIFO. */
   private readonly readers: net.Socket[] = [];
   private readonly toClose: Writable[] = [];
 
