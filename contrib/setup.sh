@@ -13,7 +13,8 @@
 #   from the running suite: iptables (CRIU locks the network with it), busybox-static (test
 #   images), protobuf-compiler (make proto), jq, and for the tests podman, buildah, skopeo and
 #   docker-registry (real producers of checkpoint archives and a loopback registry), zstd
-#   (the benchmark compares staging with `tar --zstd -xf`).
+#   (the benchmark compares staging with `tar --zstd -xf`), build-essential (node-gyp builds the
+#   native addon; the e2e tests build a static file-lock helper, busybox has no flock applet).
 #
 # It prints what it installed or upgraded (from dpkg's log). A second run changes nothing.
 set -euo pipefail
@@ -91,7 +92,7 @@ fi
 
 # --- containerd 1.7 (trixie, by name), the running suite's helpers and test tools
 have containerd '1.7' || apt_install containerd/trixie
-apt_install $(missing iptables busybox-static protobuf-compiler jq podman buildah skopeo docker-registry uidmap zstd)
+apt_install $(missing iptables busybox-static protobuf-compiler jq podman buildah skopeo docker-registry uidmap zstd build-essential)
 # docker-registry starts a registry on :5000 at install; the tests run their own on loopback.
 for svc in docker-registry; do
   if systemctl is-enabled "$svc" >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi

@@ -11,17 +11,21 @@
 // The same checkpoint is then inspected as images in containerd's store, by name, with the
 // same assertions: containerd's own checkpoint image that ctr made, and an OCI checkpoint image
 // that buildah makes of the archive (the archive at / of a scratch image, imported with ctr).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ctrOk } from '../helpers/checkpoint-content';
 import { assembleArchive, type AssembledArchive } from '../helpers/checkpoint-archive';
-import { ctrRunDetached, expectExit, lanes, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
+import { ctrRunDetached, expectExit, lanes, taskRow, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
 import { waitFor } from '../helpers/procfs';
 import { buildahCheckpointImage } from '../helpers/buildah';
 import { runFerry } from '../helpers/ferry-cli';
+import { startContainerd, type Containerd } from '../helpers/containerd';
+import { startRegistry, type Registry } from '../helpers/registry';
+import { Connection } from '../../src/ferry/containerd/connection';
+import { pullImage } from '../../src/ferry/containerd/transfer';
 
 jest.setTimeout(240000);
 const run = promisify(execFile);
@@ -76,6 +80,46 @@ function expectTheFacts(j: Inspect): void {
   expect(listen).toContainEqual(expect.objectContaining({ protocol: 'TCP', data: expect.objectContaining({ type: 'TCP', state: 'LISTEN', src_port: PORT }) }));
 }
 
+/**
+ * nc is listening once the container's /proc/net/tcp or tcp6 (busybox nc binds the IPv6 wildcard)
+ * has the port in state 0A.
+ */
+async function waitListening(c: Containerd, id: string): Promise<void> {
+  const listening = await waitFor(async () => {
+    const r = await c.ctr(['task', 'exec', '--exec-id', uniqueId('ss'), id, 'cat', '/proc/net/tcp', '/proc/net/tcp6']);
+    return new RegExp(`:${PORT.toString(16).toUpperCase().padStart(4, '0')} 0+:0000 0A `).test(r.stdout) || undefined;
+  }, 20000, 200);
+  if (!listening) throw new Error(`nc never listened on port ${PORT} in ${id}`);
+}
+
+/**
+ * checkpointctl 1.3.0 on `file` agrees with ferry's JSON `j` of it, key by key, on everything both
+ * show. checkpointctl 1.3 reads a pagemap's page count only from compat_nr_pages, which CRIU 4.2
+ * writes as 0: its command lines and environments are compared only where it has them, and
+ * ferry must show them where it has not.
+ */
+async function expectCheckpointctlAgrees(file: string, j: Inspect, hasStats: boolean): Promise<void> {
+  // checkpointctl's --all needs stats-dump; without one, the same flags but --stats.
+  const ccFlags = hasStats ? ['--all'] : ['--ps-tree', '--ps-tree-cmd', '--ps-tree-env', '--files', '--sockets', '--mounts'];
+  const cc = JSON.parse((await run('checkpointctl', ['inspect', '--format', 'json', ...ccFlags, file], { maxBuffer: 64 << 20 })).stdout) as Inspect[];
+  expect(cc).toHaveLength(1);
+  const k = cc[0];
+  for (const key of ['container_name', 'image', 'id', 'runtime', 'created', 'checkpointed', 'engine', 'checkpoint_size', 'statistics', 'file_descriptors', 'sockets', 'mounts'] as const) {
+    expect({ key, value: j[key] }).toEqual({ key, value: k[key] });
+  }
+  expect(shape(j.process_tree!)).toEqual(shape(k.process_tree!));
+  const procs = flatten(j.process_tree);
+  for (const p of flatten(k.process_tree)) {
+    const ours = procs.find((q) => q.pid === p.pid)!;
+    // (checkpointctl reads the argument area as zero pages: NULs turned into spaces, a blank line).
+    if (p.cmdline !== undefined && p.cmdline.trim() !== '') expect(ours.cmdline).toBe(p.cmdline);
+    if (p.environment_variables !== undefined) expect(ours.environment_variables).toEqual(p.environment_variables);
+  }
+  // ferry shows what checkpointctl 1.3 cannot (its cmdline comes out empty on CRIU 4.2 pagemaps).
+  expect(k.process_tree!.cmdline ?? '').toMatch(/^\s*$/);
+  expect(k.process_tree!.environment_variables).toBeUndefined();
+}
+
 describe.each(lanes())('ferry inspect of real checkpoints [$name]', (lane: Lane) => {
   const containerd = useContainerd(lane);
   // Made in beforeAll: a describe whose tests are all filtered out runs neither hook.
@@ -105,11 +149,7 @@ describe.each(lanes())('ferry inspect of real checkpoints [$name]', (lane: Lane)
     expectExit(c, await ctrRunDetached(c, { ...lane, runtime }, id, ['sh', '-c', SCRIPT], ['--env', `${VAR}=${VALUE}`]), 0);
     try {
       await waitForStatus(c, id, 'RUNNING');
-      // nc is listening once /proc/net/tcp inside the container has the port in state 0A.
-      await waitFor(async () => {
-        const r = await c.ctr(['task', 'exec', '--exec-id', uniqueId('ss'), id, 'cat', '/proc/net/tcp']);
-        return r.stdout.includes(`:${PORT.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`) || undefined;
-      }, 20000, 200);
+      await waitListening(c, id);
       await ctrOk(c, ['container', 'checkpoint', '--task', '--rw', '--image', id, ref]);
       const archive = await assembleArchive(c, { id, ref, name: `${id}-${runtime === GO_SHIM ? 'go' : 'ferry'}`, runtime, dir: tmp, compress, createdTime, checkpointedTime: new Date().toISOString() });
       await use(archive, id, ref);
@@ -127,7 +167,6 @@ describe.each(lanes())('ferry inspect of real checkpoints [$name]', (lane: Lane)
       const j = await ferryJson([archive.file, '--all']);
       expect(j).toMatchObject({ container_name: archive.name, id: archive.config.id, runtime, engine: 'containerd', image: archive.config.rootfsImageName });
       expectTheFacts(j);
-      const procs = flatten(j.process_tree);
 
       // The tree view for people names the same facts.
       const { stdout: tree } = await run(FERRY, ['inspect', archive.file, '--all'], { maxBuffer: 64 << 20 });
@@ -136,25 +175,7 @@ describe.each(lanes())('ferry inspect of real checkpoints [$name]', (lane: Lane)
       expect(tree).toMatch(new RegExp(`\\[TCP \\(LISTEN\\)\\] [^\\n]*:${PORT} `));
 
       // checkpointctl 1.3.0 on the same archive.
-      // checkpointctl's --all needs stats-dump; without one, the same flags but --stats.
-      const ccFlags = archive.stats ? ['--all'] : ['--ps-tree', '--ps-tree-cmd', '--ps-tree-env', '--files', '--sockets', '--mounts'];
-      const cc = JSON.parse((await run('checkpointctl', ['inspect', '--format', 'json', ...ccFlags, archive.file], { maxBuffer: 64 << 20 })).stdout) as Inspect[];
-      expect(cc).toHaveLength(1);
-      const k = cc[0];
-      for (const key of ['container_name', 'image', 'id', 'runtime', 'created', 'checkpointed', 'engine', 'checkpoint_size', 'statistics', 'file_descriptors', 'sockets', 'mounts'] as const) {
-        expect({ key, value: j[key] }).toEqual({ key, value: k[key] });
-      }
-      expect(shape(j.process_tree!)).toEqual(shape(k.process_tree!));
-      for (const p of flatten(k.process_tree)) {
-        const ours = procs.find((q) => q.pid === p.pid)!;
-        // checkpointctl 1.3 leaves these out on CRIU 4.2 images; where it has them they must match.
-        // (it reads the argument area as zero pages: NULs turned into spaces, a blank line).
-        if (p.cmdline !== undefined && p.cmdline.trim() !== '') expect(ours.cmdline).toBe(p.cmdline);
-        if (p.environment_variables !== undefined) expect(ours.environment_variables).toEqual(p.environment_variables);
-      }
-      // ferry shows what checkpointctl 1.3 cannot (its cmdline comes out empty on CRIU 4.2 pagemaps).
-      expect(k.process_tree!.cmdline ?? '').toMatch(/^\s*$/);
-      expect(k.process_tree!.environment_variables).toBeUndefined();
+      await expectCheckpointctlAgrees(archive.file, j, Boolean(archive.stats));
 
       const show = await run('checkpointctl', ['show', archive.file]);
       expect(show.stdout).toContain(archive.name);
@@ -206,5 +227,100 @@ describe.each(lanes())('ferry inspect of real checkpoints [$name]', (lane: Lane)
     const none = await runFerry(c, ['inspect', 'ckpt/no-such:v1']);
     expect(none.code).toBe(1);
     expect(none.stderr.trim()).toBe(`ferry inspect: ckpt/no-such:v1 is neither a file or directory here nor an image in containerd (namespace ${c.namespace})`);
+  });
+});
+
+// Issue 8 with ferry's own checkpoint image: one `ferry checkpoint --export F --create-image REF
+// --push` writes the archive and the image of the same dump; the image is inspected where it was
+// made (containerd's image store) and, after the push to Debian's docker-registry on loopback
+// (TLS), on a second containerd with its own root and state (another host) that pulled it through
+// ferry's pull (containerd's Transfer service). Every view must show what the archive shows.
+// checkpointctl 1.3.0 reads files only (`checkpointctl inspect REF`: "stat REF: no such file or
+// directory"), so it is given the archive and the image's one layer as the other host pulled it:
+// that layer is the archive's files in a zstd tar, which it reads like an archive.
+describe.each(lanes().filter((l) => !l.grpc))('ferry inspect of a checkpoint image ferry made, here and pulled on another host [$name]', (lane: Lane) => {
+  let reg: Registry;
+  let here: Containerd;
+  let there: Containerd;
+  let tmp = '';
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-inspect-image-'));
+    reg = await startRegistry();
+    here = await startContainerd({ version: lane.containerd, env: reg.containerdEnv() });
+    there = await startContainerd({ version: lane.containerd, env: reg.containerdEnv(), importImage: false });
+  }, 180000);
+  afterAll(async () => {
+    await here?.stop();
+    await there?.stop();
+    await reg?.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  }, 120000);
+
+  async function inspectImage(c: Containerd, ref: string): Promise<Inspect> {
+    const r = await runFerry(c, ['inspect', ref, '--all', '--format', 'json']);
+    if (r.code !== 0) throw new Error(`ferry inspect ${ref} exited ${r.code}: ${r.stderr}`);
+    const arr = JSON.parse(r.stdout) as Inspect[];
+    expect(arr).toHaveLength(1);
+    return arr[0];
+  }
+
+  test(`the image in the store and the pulled image show what the --export archive of the same checkpoint shows; checkpointctl agrees on the archive and on the pulled layer [${lane.name}]`, async () => {
+    const id = uniqueId('inspimg');
+    const ref = `${reg.host}/ferry-inspect/${id}:v1`;
+    const file = path.join(tmp, `${id}.tar.zst`);
+    expectExit(here, await ctrRunDetached(here, lane, id, ['sh', '-c', SCRIPT], ['--env', `${VAR}=${VALUE}`]), 0);
+    try {
+      await waitForStatus(here, id, 'RUNNING');
+      await waitListening(here, id);
+      const cp = await runFerry(here, ['--json', 'checkpoint', id, '--export', file, '--create-image', ref, '--push'], { env: { TMPDIR: tmp } });
+      if (cp.code !== 0) throw new Error(`ferry checkpoint exited ${cp.code}: ${cp.stderr}`);
+      const made = JSON.parse(cp.stdout) as { image: { manifest: { digest: string }; layer: { digest: string } } };
+
+      // The archive: ferry's own archive of a ferry checkpoint, as the inspect tests read them.
+      const j = await ferryJson([file, '--all']);
+      expectTheFacts(j);
+      expect(j).toMatchObject({ container_name: id, id, runtime: lane.runtime, engine: 'containerd', image: here.image!.name, checkpointed: expect.any(String) });
+      expect(j.statistics?.pages_written).toBeGreaterThan(0);
+      await expectCheckpointctlAgrees(file, j, true);
+
+      /** The image view is the archive's view plus which image it was read from. */
+      const expectSameAsArchive = (v: Inspect, name: string) => {
+        expect(v.checkpoint_image).toMatchObject({ name, format: 'oci', digest: made.image.manifest.digest, annotations: expect.objectContaining({ 'org.criu.checkpoint.container.name': id, 'io.podman.annotations.checkpoint.name': id }) });
+        const rest = { ...v };
+        delete rest.checkpoint_image;
+        expect(rest).toEqual(j);
+      };
+      // In containerd's image store, where ferry made it.
+      expectSameAsArchive(await inspectImage(here, ref), ref);
+
+      // On the other host, pulled from the registry: nothing of it was there before.
+      expect((await there.ctr(['images', 'ls', '-q'])).stdout).toBe('');
+      const conn = new Connection(there.address, there.namespace);
+      try {
+        await pullImage(conn, ref);
+      } finally {
+        conn.close();
+      }
+      const pulled = await inspectImage(there, ref);
+      expectSameAsArchive(pulled, ref);
+      const verified = await runFerry(there, ['inspect', '--verify', ref]);
+      expect({ code: verified.code, stderr: verified.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(verified.stdout).toContain('Verify: complete');
+
+      // checkpointctl on the layer the other host pulled: the same as on the archive, and as ferry.
+      const layer = path.join(tmp, `${id}.layer.tar.zst`);
+      fs.writeFileSync(layer, execFileSync(there.ctrPath, ['-a', there.address, '-n', there.namespace, 'content', 'get', made.image.layer.digest], { maxBuffer: 1 << 28 }));
+      await expectCheckpointctlAgrees(layer, { ...pulled, checkpoint_image: undefined }, true);
+    } finally {
+      // ferry checkpoint stopped the task: only a failure before it leaves one running.
+      if (await taskRow(here, id)) {
+        await here.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+        await waitForStatus(here, id, 'STOPPED').catch(() => undefined);
+        await here.ctr(['task', 'rm', '-f', id]);
+      }
+      await here.ctr(['container', 'rm', id]);
+      await here.ctr(['image', 'rm', '--sync', ref]);
+      await there.ctr(['image', 'rm', '--sync', ref]);
+    }
   });
 });

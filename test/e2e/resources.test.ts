@@ -168,7 +168,7 @@ describe.each(lanes())('resources [$name]', (lane) => {
     }
   });
 
-  test(`a container exceeding its memory limit is OOM-killed: one /tasks/oom, exit status 137 [${lane.name}]`, async () => {
+  test(`a container exceeding its memory limit is OOM-killed: /tasks/oom before its exit, exit status 137 [${lane.name}]`, async () => {
     const c = containerd();
     const events = await c.events();
     const id = uniqueId('oom');
@@ -182,8 +182,17 @@ describe.each(lanes())('resources [$name]', (lane) => {
       await events.waitFor((e) => e.topic === '/tasks/delete' && e.event.container_id === id);
       await sleep(500);
       const mine = events.events.filter((e) => e.event.container_id === id);
-      expect(mine.filter((e) => e.topic === '/tasks/oom')).toHaveLength(1);
-      const exit = mine.find((e) => e.topic === '/tasks/exit')!;
+      // cgroup v1 signals the eventfd for each OOM invocation in the cgroup: when the next
+      // allocation fails while the victim is still dying, that is a second one, 2-3 ms later
+      // (seen in CI), and both shims publish one event per notification. The notification the
+      // cgroup's removal sends is no OOM: every /tasks/oom comes before the task's exit.
+      const topics = mine.map((e) => e.topic);
+      const exitAt = topics.indexOf('/tasks/exit');
+      expect(exitAt).toBeGreaterThan(0);
+      const oomAt = topics.flatMap((t, i) => (t === '/tasks/oom' ? [i] : []));
+      expect(oomAt.length).toBeGreaterThanOrEqual(1);
+      expect(oomAt.every((i) => i < exitAt)).toBe(true);
+      const exit = mine[exitAt]!;
       expect(exit.event.exit_status).toBe(137);
     } finally {
       await events.stop();

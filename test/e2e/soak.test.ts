@@ -16,7 +16,7 @@ import { callTasks } from '../helpers/containerd-api';
 import { Containerd, startContainerd } from '../helpers/containerd';
 import { daemonReport, figureName, recordFigures } from '../helpers/diagnostics';
 import { ctrRunDetached, FERRY_RUNTIME, lanes, uniqueId, waitForStatus, type Lane } from '../helpers/lanes';
-import { fdCount, isClean, leftoversNow, rssKiB, settledLeftovers, zombiesOf } from '../helpers/leaks';
+import { fdCount, isClean, leftoversNow, rssKiB, rssSplitKiB, settledLeftovers, zombiesOf } from '../helpers/leaks';
 import { waitFor } from '../helpers/procfs';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -178,6 +178,7 @@ describe.each(lanes().filter((l) => l.runtime === FERRY_RUNTIME))('soak [$name]'
     const failures: string[] = [];
     let next = 0;
     let rssAt100 = 0;
+    let splitAt100 = rssSplitKiB(daemon);
     let heapAt100 = 0;
     let checkpoints = 0;
     const rssSamples: number[] = [];
@@ -206,12 +207,14 @@ describe.each(lanes().filter((l) => l.runtime === FERRY_RUNTIME))('soak [$name]'
         if (done % 100 === 0) rssSamples.push(rssKiB(daemon));
         if (done === 100) {
           rssAt100 = rssKiB(daemon);
+          splitAt100 = rssSplitKiB(daemon);
           heapAt100 = (await daemonReport(diagDir, daemon)).heapUsed;
         }
       }
     };
     await Promise.all(Array.from({ length: WAVE }, worker));
     const rssAtEnd = rssKiB(daemon);
+    const splitAtEnd = rssSplitKiB(daemon);
     const report = await daemonReport(diagDir, daemon);
     const fdsAtEnd = await waitFor(() => { const n = fdCount(daemon); return n === fdsBefore ? n : undefined; }, 15000, 100) ?? fdCount(daemon);
     for (const id of ids) {
@@ -223,7 +226,7 @@ describe.each(lanes().filter((l) => l.runtime === FERRY_RUNTIME))('soak [$name]'
     const left = await settledLeftovers(c!, [group]);
     const figures = {
       lane: lane.name, containers: LONG_CONTAINERS, execs: LONG_EXECS, checkpoints, failures: failures.length,
-      rssKiB: { at100: rssAt100, atEnd: rssAtEnd, growth: rssAtEnd - rssAt100, every100: rssSamples },
+      rssKiB: { at100: rssAt100, atEnd: rssAtEnd, growth: rssAtEnd - rssAt100, every100: rssSamples, splitAt100, splitAtEnd },
       heapUsedAfterGc: { at100: heapAt100, atEnd: report.heapUsed, ratio: Number((report.heapUsed / heapAt100).toFixed(3)) },
       fds: { before: fdsBefore, atEnd: fdsAtEnd }, spacesAtEnd: report.spaces,
       seconds: Math.round((Date.now() - t0) / 1000), loadavg: os.loadavg().map((l) => Number(l.toFixed(2))),

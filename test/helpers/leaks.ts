@@ -76,6 +76,15 @@ export function rssKiB(pid: number): number {
   } catch { return -1; }
 }
 
+/** VmRSS split as the kernel counts it: anonymous, file-backed (e.g. the node binary's pages) and shmem, KiB. */
+export function rssSplitKiB(pid: number): { anon: number; file: number; shmem: number } {
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? -1);
+    return { anon: kib('RssAnon'), file: kib('RssFile'), shmem: kib('RssShmem') };
+  } catch { return { anon: -1, file: -1, shmem: -1 }; }
+}
+
 /** True when the process exists and is neither a zombie nor gone. */
 export const alive = (pid: number): boolean => {
   const p = readProc(pid);

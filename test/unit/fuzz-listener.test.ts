@@ -4,7 +4,7 @@
 // protobuf bodies for every Task method, misframed, truncated, oversized and random frames,
 // protocol violations, bytes that are no protocol at all, HTTP/2 garbage. While it runs, two
 // canary clients (one per protocol) keep calling; the test asserts that the listener never
-// crashes (no uncaught error) nor hangs (every canary call is answered, within 3 s), that every
+// crashes (no uncaught error) nor hangs (every canary call is answered, within 10 s), that every
 // well-framed ttrpc request gets its answer, that bad connections are closed by the server, that
 // the other connections keep working, and that memory stays bounded (heap after a forced GC).
 // FERRY_FUZZ_SEED replays a run; the seed is in every failure message.
@@ -32,7 +32,10 @@ const SEED = Number(process.env.FERRY_FUZZ_SEED ?? 20261201);
 const TOTAL = Number(process.env.FERRY_FUZZ_FRAMES ?? 100_000);
 const GRPC_SHARE = 0.35;
 const CONCURRENCY = 8;
-const CANARY_LIMIT_MS = 3000;
+// A hang detector, not a latency goal: the fuzzer runs in the listener's own process, and in the
+// 1,000,000-frame soak at load 7.6 on 2 cores one gRPC canary call took 3.9 s (the figure
+// canaryMaxMs is recorded; it was 0.6 s in make test's 100,000 frames at load 1).
+const CANARY_LIMIT_MS = 10_000;
 
 jest.setTimeout(Math.max(300_000, TOTAL * 6));
 

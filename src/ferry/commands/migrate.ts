@@ -40,7 +40,7 @@ export function registerMigrate(program: Command, ctx: CliContext): void {
     .option('--name <id>', 'id on the destination (default: the same)')
     .option('--runtime <name>', 'runtime on the destination', FERRY_RUNTIME)
     .option('--tcp-established', 'checkpoint and restore established TCP connections')
-    .option('--file-locks', 'checkpoint file locks'))
+    .option('--file-locks', 'checkpoint and restore file locks'))
     .action(async (id: string, flags: MigrateFlags, cmd: Command) => {
       ctx.commandName = 'migrate';
       const g = ctx.globals(cmd);
@@ -71,7 +71,7 @@ export function registerMigrate(program: Command, ctx: CliContext): void {
             tcpEstablished: !!flags.tcpEstablished, fileLocks: !!flags.fileLocks, printStats: false, force: false,
             beforeStop: async () => {
               restored = await restoreCheckpoint(dest, {
-                source: { kind: 'archive', path: archive }, name: newId, runtime: flags.runtime, tcpEstablished: flags.tcpEstablished,
+                source: { kind: 'archive', path: archive }, name: newId, runtime: flags.runtime, tcpEstablished: flags.tcpEstablished, fileLocks: flags.fileLocks,
                 pull: pullFor(flags, progress), stateRoot: root, log: cliLog(ctx),
               });
             },

@@ -1,5 +1,5 @@
 // `ferry restore (--import FILE | --image REF) [--name NEW] [--runtime R] [--tcp-established]
-// [--print-stats]`: a checkpoint of containerd's CRI, Podman, CRI-O or ferry becomes a running
+// [--file-locks] [--print-stats]`: a checkpoint of containerd's CRI, Podman, CRI-O or ferry becomes a running
 // container of this containerd (src/ferry/restore/restore.ts does the work).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../errors';
@@ -16,6 +16,7 @@ interface RestoreFlags extends RegistryFlags {
   name?: string;
   runtime: string;
   tcpEstablished?: boolean;
+  fileLocks?: boolean;
   printStats?: boolean;
 }
 
@@ -52,6 +53,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
     .option('--name <id>', "id of the restored container (default: the checkpoint's container name)")
     .option('--runtime <name>', 'runtime of the restored container', FERRY_RUNTIME)
     .option('--tcp-established', 'restore established TCP connections')
+    .option('--file-locks', 'restore the file locks the checkpoint holds (CRIU drops them without it)')
     .option('--print-stats', "print CRIU's restore statistics"))
     .action(async (flags: RestoreFlags, cmd: Command) => {
       ctx.commandName = 'restore';
@@ -62,7 +64,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       try {
         await checkRegistryFlags(conn, flags);
         const result = await restoreCheckpoint(conn, {
-          source, name: flags.name, runtime: flags.runtime, tcpEstablished: flags.tcpEstablished, pull: pullFor(flags, progress.progress),
+          source, name: flags.name, runtime: flags.runtime, tcpEstablished: flags.tcpEstablished, fileLocks: flags.fileLocks, pull: pullFor(flags, progress.progress),
           stateRoot: stateRoot(ctx.env), log: cliLog(ctx), onProgress: progress.update, collectStats: flags.printStats,
         });
         progress.progress.stop();

@@ -40,6 +40,8 @@ export interface RestoreOptions {
   runtime?: string;
   snapshotter?: string;
   tcpEstablished?: boolean;
+  /** Restore the file locks the checkpoint holds (CRIU drops them silently without it). */
+  fileLocks?: boolean;
   /** Pulls a reference through containerd (base images, checkpoint images). */
   pull?: PullImage;
   /** ferry's state directory (per-container files, staging). */
@@ -155,8 +157,10 @@ async function withCriuLog(err: unknown, workDir: string): Promise<unknown> {
     .map((l) => l.replace(/^\(\d+\.\d+\)\s*(\d+:\s*)?/, '').trim());
   if (errors.length === 0) return err;
   const e = err as { details?: string; message?: string };
-  // The log file named by runc goes with ferry's work dir: quote it instead of naming it.
-  const text = `${(e.details ?? e.message ?? String(err)).replace(/;? ?log file: \S+(: unknown)?|; unknown$/g, '')}; CRIU: ${errors.join('; ')}`;
+  // The log file named by runc (Go shim: `log file: PATH`; ferry's shim, last: `CRIU log PATH: line`)
+  // goes with ferry's work dir: quote it instead of naming it.
+  const reason = (e.details ?? e.message ?? String(err)).replace(/;? ?log file: \S+(: unknown)?|;? ?CRIU log \S+.*$|; unknown$/g, '').replace(/[;\s]+$/, '');
+  const text = `${reason}; CRIU: ${errors.join('; ')}`;
   return Object.assign(new Error(text), { details: text, code: (err as { code?: number }).code });
 }
 
@@ -200,8 +204,9 @@ export async function restoreCheckpoint(conn: Connection, o: RestoreOptions): Pr
       copier = await startLogCopier(state.dir, o.ferryScript ?? process.argv[1]!);
       undo.add('log copier', async () => copier!.kill());
     }
-    const criuConfig = o.tcpEstablished ? path.join(state.dir, 'criu.conf') : undefined;
-    if (criuConfig) await fs.promises.writeFile(criuConfig, 'tcp-established\n', { mode: 0o600 });
+    const criuOptions = [...(o.tcpEstablished ? ['tcp-established'] : []), ...(o.fileLocks ? ['file-locks'] : [])];
+    const criuConfig = criuOptions.length > 0 ? path.join(state.dir, 'criu.conf') : undefined;
+    if (criuConfig) await fs.promises.writeFile(criuConfig, criuOptions.map((opt) => `${opt}\n`).join(''), { mode: 0o600 });
     const spec = await adaptSpec(meta.spec, { id, namespace: conn.namespace, netnsPath: () => state.newNetworkNamespace(), criuConfigFile: criuConfig, log });
     await state.substituteMissingSources(spec, staged.dir, log);
     // The shim checks the spec saved beside the images (`<images>/../spec.dump`, the CRI layout)
