@@ -3,6 +3,7 @@
 // thread per idle stream and eventually stall the whole process.)
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import type { Writable } from 'node:stream';
 import { InvalidArgumentError } from '../errors';
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
@@ -56,10 +57,11 @@ export function pipeWriter(fd: number): net.Socket {
 }
 
 /**
- * Closes a pipe/FIFO writer once everything queued has been written. (Socket.end() would try
- * shutdown(SHUT_WR), which a pipe does not support; closing the fd is the pipe's EOF.)
+ * Closes a pipe/FIFO writer (or a log file's stream) once everything queued has been written.
+ * (Socket.end() would try shutdown(SHUT_WR), which a pipe does not support; closing the fd is
+ * the pipe's EOF.)
  */
-export function closeAfterFlush(writer: net.Socket, done?: () => void): void {
+export function closeAfterFlush(writer: Writable, done?: () => void): void {
   const close = () => { writer.destroy(); done?.(); };
   if (writer.destroyed) { done?.(); return; }
   if (writer.writableLength === 0) close();

@@ -1,17 +1,25 @@
 // A process's stdio through real kernel pipes (never socketpairs: `echo hi > /dev/stdout`
 // fails on a socket inside the container). The container gets one end of each pipe through
-// runc; the shim copies between the other end and containerd's FIFOs.
+// runc; the shim copies between the other end and containerd's FIFOs (or, for a `file://` log
+// URI, the log file: file-io.ts).
 //
-// Output copies close their FIFO when the pipe reaches EOF (every writer in the container has
-// gone): containerd's client waits for that EOF before it deletes the task, so closing at the
-// right moment is what makes output arrive whole.
+// Output copies close their destination when the pipe reaches EOF (every writer in the
+// container has gone): containerd's client waits for that EOF before it deletes the task, so
+// closing at the right moment is what makes output arrive whole.
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
+import type { Writable } from 'node:stream';
 import type { StdioOptions } from 'node:child_process';
 import { pipe2 } from '../sys/native';
 import { closeAfterFlush, openInputFifo, openOutputFifo, pipeReader, pipeWriter } from './fifo';
 import type { ProcessIO, StdioPaths } from './process-io';
 import { closeChildFds, type ChildFds } from './child-fds';
+
+/**
+ * Opens where an output copy writes, given the stdout/stderr path. containerd's FIFO by default;
+ * when stdout and stderr name the same path it is opened once and closed after both copies.
+ */
+export type OutputOpener = (path: string) => Writable;
 
 export class PipeIO implements ProcessIO {
   /** fds handed to runc as the container's 0/1/2 ('ignore' = /dev/null). */
@@ -19,13 +27,15 @@ export class PipeIO implements ProcessIO {
   private stdinKeeper: number | null = null;
   private stdinWriter: net.Socket | null = null;
   private readonly copies: Promise<void>[] = [];
-  private readonly toClose: net.Socket[] = [];
+  /** What the shim reads: the stdout and stderr pipes' read ends (in that order), then stdin's FIFO. */
+  private readonly readers: net.Socket[] = [];
+  private readonly toClose: Writable[] = [];
 
-  private constructor(private readonly paths: StdioPaths, private readonly owner?: { uid: number; gid: number }) {}
+  private constructor(private readonly paths: StdioPaths, private readonly openOutput: OutputOpener) {}
 
-  /** Creates the pipes. Nothing is copied until start(). */
-  static create(paths: StdioPaths, owner?: { uid: number; gid: number }): PipeIO {
-    const io = new PipeIO(paths, owner);
+  /** Creates the pipes. Nothing is copied (nor `openOutput` called) until start(). */
+  static create(paths: StdioPaths, owner?: { uid: number; gid: number }, openOutput: OutputOpener = openOutputFifo): PipeIO {
+    const io = new PipeIO(paths, openOutput);
     try {
       if (paths.stdin) {
         const [r, w] = pipe2({ cloexec: true });
@@ -38,7 +48,7 @@ export class PipeIO implements ProcessIO {
         const [r, w] = pipe2({ cloexec: true });
         if (owner) fs.fchownSync(w, owner.uid, owner.gid);
         io.childFds[n] = w;
-        io.toClose.push(pipeReader(r));
+        io.readers.push(pipeReader(r));
       }
       if (owner && typeof io.childFds[0] === 'number') fs.fchownSync(io.childFds[0], owner.uid, owner.gid);
     } catch (err) {
@@ -57,17 +67,16 @@ export class PipeIO implements ProcessIO {
     closeChildFds(this.childFds);
   }
 
-  /** Opens containerd's FIFOs and starts copying. */
+  /** Opens the outputs (containerd's FIFOs) and stdin's FIFO, and starts copying. */
   start(): void {
     const { stdin, stdout, stderr } = this.paths;
-    const readers = this.toClose.slice();
     let r = 0;
-    const shared = stdout && stdout === stderr ? openOutputFifo(stdout) : null;
+    const shared = stdout && stdout === stderr ? this.openOutput(stdout) : null;
     let pendingShared = 0;
     for (const path of [stdout, stderr]) {
       if (!path) continue;
-      const reader = readers[r++];
-      const fifo = shared ?? openOutputFifo(path);
+      const reader = this.readers[r++]!;
+      const fifo = shared ?? this.openOutput(path);
       if (shared) pendingShared++;
       else this.toClose.push(fifo);
       this.copies.push(copyOutput(reader, fifo, () => {
@@ -80,7 +89,8 @@ export class PipeIO implements ProcessIO {
       const { reader, keeper } = openInputFifo(stdin);
       this.stdinKeeper = keeper;
       const writer = this.stdinWriter;
-      this.toClose.push(reader, writer);
+      this.readers.push(reader);
+      this.toClose.push(writer);
       reader.pipe(writer, { end: false });
       reader.once('end', () => closeAfterFlush(writer));
       reader.on('error', () => writer.destroy());
@@ -114,13 +124,14 @@ export class PipeIO implements ProcessIO {
       try { fs.closeSync(this.stdinKeeper); } catch { /* ignore */ }
       this.stdinKeeper = null;
     }
+    for (const s of this.readers) s.destroy();
     for (const s of this.toClose) s.destroy();
     this.stdinWriter?.destroy();
   }
 }
 
-/** Copies a pipe into a FIFO; `last()` says whether this copy should close the FIFO. */
-function copyOutput(reader: net.Socket, fifo: net.Socket, last: () => boolean): Promise<void> {
+/** Copies a pipe into a FIFO (or file); `last()` says whether this copy should close it. */
+function copyOutput(reader: net.Socket, fifo: Writable, last: () => boolean): Promise<void> {
   return new Promise<void>((resolve) => {
     let done = false;
     const finish = () => {

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import type { Containerd } from '../helpers/containerd';
 import { REPO_ROOT } from '../helpers/containerd';
 import { callTasks, runcCheckpointOptions, TasksClient } from '../helpers/containerd-api';
-import { CRIU_TAR, ctrOk, ingestCheckpoint, restoreLeftovers, rootfsMounts, type Desc } from '../helpers/checkpoint-content';
+import { criuTarOf, ctrOk, ingestCheckpoint, restoreLeftovers, rootfsMounts } from '../helpers/checkpoint-content';
 import { runningNormally } from '../helpers/freezer';
 import { ctrRunDetached, expectExit, FERRY_RUNTIME, lanes, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
 import { listProcs, waitFor } from '../helpers/procfs';
@@ -47,17 +47,6 @@ async function criuTarsInContentStore(c: Containerd): Promise<string[]> {
   const r = await c.ctr(['content', 'ls']);
   expectExit(c, r, 0);
   return r.stdout.split('\n').filter((l) => /criu\.checkpoint|checkpoint\.criu/.test(l));
-}
-
-/** The descriptor of the CRIU tar in a checkpoint image. */
-async function criuTarOf(c: Containerd, ref: string): Promise<Desc> {
-  const ls = await ctrOk(c, ['images', 'ls']);
-  const line = ls.split('\n').find((l) => l.startsWith(ref + ' '));
-  if (!line) throw new Error(`image ${ref} not listed:\n${ls}`);
-  const index = JSON.parse(await ctrOk(c, ['content', 'get', line.split(/\s+/)[2]!])) as { manifests: Desc[] };
-  const d = index.manifests.find((m) => m.mediaType === CRIU_TAR);
-  if (!d) throw new Error(`no CRIU tar in ${ref}`);
-  return d;
 }
 
 async function contentBytes(c: Containerd, digest: string): Promise<Buffer> {

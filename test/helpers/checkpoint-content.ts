@@ -37,6 +37,17 @@ export async function ingestCheckpoint(c: Containerd, data: Buffer): Promise<Des
   return { mediaType: CRIU_TAR, digest, size: data.length };
 }
 
+/** The descriptor of the CRIU tar in a checkpoint image (`ctr c checkpoint --image`). */
+export async function criuTarOf(c: Containerd, ref: string): Promise<Desc> {
+  const ls = await ctrOk(c, ['images', 'ls']);
+  const line = ls.split('\n').find((l) => l.startsWith(ref + ' '));
+  if (!line) throw new Error(`image ${ref} not listed:\n${ls}`);
+  const index = JSON.parse(await ctrOk(c, ['content', 'get', line.split(/\s+/)[2]!])) as { manifests: Desc[] };
+  const d = index.manifests.find((m) => m.mediaType === CRIU_TAR);
+  if (!d) throw new Error(`no CRIU tar in ${ref}`);
+  return d;
+}
+
 /** The rootfs mounts of a container's snapshot, from `ctr snapshots mounts`. */
 export async function rootfsMounts(c: Containerd, key: string): Promise<Mount[]> {
   const out = (await ctrOk(c, ['snapshots', 'mounts', '/unused', key])).trim();
