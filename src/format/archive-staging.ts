@@ -314,17 +314,7 @@ export async function stageCheckpointArchive(
   log: WarnLogger,
   opts: StageOptions = {},
 ): Promise<StageResult> {
-  const dir = stagingDirFor(bundleDir);
-  await removeStagingDir(bundleDir);
-  const stager = new Stager(archivePath, dir, log, opts);
-  try {
-    await createStagingDir(dir);
-    await stager.run();
-  } catch (err) {
-    await removeStagingDir(bundleDir);
-    throw asFerryError(err, archivePath);
-  }
-  return { dir, skipped: stager.skipped };
+  return stageWith(archivePath, bundleDir, log, opts, (stager) => stager.run());
 }
 
 /**
@@ -338,12 +328,23 @@ export async function stageCheckpointStream(
   log: WarnLogger,
   opts: StageOptions = {},
 ): Promise<StageResult> {
+  return stageWith(label, bundleDir, log, opts, (stager) => stager.runStream(input));
+}
+
+/** A fresh staging dir, filled by `fill`; removed again, whatever the error, if that fails. */
+async function stageWith(
+  label: string,
+  bundleDir: string,
+  log: WarnLogger,
+  opts: StageOptions,
+  fill: (stager: Stager) => Promise<void>,
+): Promise<StageResult> {
   const dir = stagingDirFor(bundleDir);
   await removeStagingDir(bundleDir);
   const stager = new Stager(label, dir, log, opts);
   try {
     await createStagingDir(dir);
-    await stager.runStream(input);
+    await fill(stager);
   } catch (err) {
     await removeStagingDir(bundleDir);
     throw asFerryError(err, label);
