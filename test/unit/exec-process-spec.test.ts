@@ -2,7 +2,7 @@
 // `spec.Terminal = r.Terminal`), keeps everything else, and refuses what is not a JSON object.
 import { execProcessSpec } from '../../src/process/exec-process';
 import { Code } from '../../src/errors';
-import { assertIdentifier } from '../../src/service/identifier';
+import { checkId } from '../../src/service/request-checks';
 
 const spec = (o: unknown) => Buffer.from(JSON.stringify(o));
 const parsed = (b: Uint8Array) => JSON.parse(Buffer.from(b).toString('utf8')) as Record<string, unknown>;
@@ -22,8 +22,8 @@ test('a spec that is not a JSON object is refused with InvalidArgument', () => {
 });
 
 test('exec ids follow containerd\'s identifier rule before they name a pid file', () => {
-  for (const ok of ['e1', 'exec-1', 'a.b_c-d', 'A'.repeat(76)]) expect(() => assertIdentifier(ok)).not.toThrow();
+  for (const ok of ['e1', 'exec-1', 'a.b_c-d', 'A'.repeat(76)]) expect(() => checkId('exec id', ok)).not.toThrow();
   for (const bad of ['', '../x', 'a/b', '.', '..', '-a', 'a-', 'a b', 'A'.repeat(77)]) {
-    expect(() => assertIdentifier(bad)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+    expect(() => checkId('exec id', bad)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
   }
 });
