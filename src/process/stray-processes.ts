@@ -6,26 +6,11 @@
 // container is in flight (a successful one's process is also briefly ours and unclaimed), such a
 // process can only be a stray: it is killed, with everything it started.
 import * as fs from 'node:fs';
-import { listChildren } from '../sys/children';
+import { listChildren, processTree } from '../sys/children';
 
 /** Pid namespace of a process (`pid:[inode]`), or undefined when it is gone. */
 function pidNamespace(pid: number): string | undefined {
   try { return fs.readlinkSync(`/proc/${pid}/ns/pid`); } catch { return undefined; }
-}
-
-/** A process and all its descendants (children listed before they are killed), deepest last. */
-function withDescendants(pid: number): number[] {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    let tids: string[] = [];
-    try { tids = fs.readdirSync(`/proc/${out[i]}/task`); } catch { continue; }
-    for (const tid of tids) {
-      try {
-        for (const c of fs.readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'latin1').split(' ')) if (c.trim()) out.push(Number(c));
-      } catch { /* gone */ }
-    }
-  }
-  return out;
 }
 
 /**
@@ -42,7 +27,7 @@ export function strayChildren(initPid: number, isKnown: (pid: number) => boolean
 export function killStrays(strays: number[]): number[] {
   const killed: number[] = [];
   for (const stray of strays) {
-    for (const pid of withDescendants(stray)) {
+    for (const pid of processTree(stray)) { // listed whole before any of it is killed
       try {
         process.kill(pid, 'SIGKILL');
         killed.push(pid);
