@@ -72,9 +72,6 @@ export function criuWorkDir(bundle: string, ...preferred: string[]): string {
   return preferred.find((p) => p !== '') ?? path.join(bundle, 'criu-work');
 }
 
-/** The line of a CRIU log that says why it failed (see criu-log.ts). */
-export const firstCriuError = criuFailureLine;
-
 /** Runs the checkpoint. With options.exit the container is gone afterwards (its exit is reaped as usual). */
 export async function checkpointContainer(p: CheckpointParams): Promise<void> {
   const o = p.options;

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { CheckpointOptions as RuncV1CheckpointOptions } from '../../api/gen/containerd/runc/v1/options';
 import { CheckpointOptions as LinuxRuncCheckpointOptions } from '../../api/gen/containerd/linux/runc/runc';
 import { compareVersions, ensureCriu, findCriu, parseCriuVersion } from '../../src/checkpoint/criu';
-import { criuWorkDir, decodeCheckpointOptions, firstCriuError } from '../../src/checkpoint/checkpoint';
+import { criuWorkDir, decodeCheckpointOptions } from '../../src/checkpoint/checkpoint';
 import { checkpointContainer } from '../../src/checkpoint/checkpoint';
 import { checkRestoreCompatibility, prepareRestore, readSavedSpec } from '../../src/checkpoint/restore';
 import { defaultRuntimeOptions } from '../../src/service/runtime-options';
@@ -99,20 +99,6 @@ describe('decodeCheckpointOptions', () => {
     expect(criuWorkDir('/b', '', '/w2')).toBe('/w2');
     expect(criuWorkDir('/b', '/w1', '/w2')).toBe('/w1');
     expect(criuWorkDir('/b', '', '')).toBe('/b/criu-work');
-  });
-});
-
-describe('firstCriuError', () => {
-  test('quotes the first Error line of a CRIU log', async () => {
-    const log = path.join(tmp, 'dump.log');
-    fs.writeFileSync(log, '(00.1) Dumping\n(00.2) Error (criu/sk-unix.c:123): unix: Connected external socket\n(00.3) Error (criu/cr-dump.c:1): Dump failed\n');
-    await expect(firstCriuError(log)).resolves.toBe('(00.2) Error (criu/sk-unix.c:123): unix: Connected external socket');
-    await expect(firstCriuError(path.join(tmp, 'none.log'))).resolves.toBeUndefined();
-  });
-  test('passes over CRIU\'s harmless rlimit error to the cause', async () => {
-    const log = path.join(tmp, 'dump-rlimit.log');
-    fs.writeFileSync(log, "(00.08) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted\n(00.09) Error (criu/files-reg.c:1790): Can't lookup mount=27 for fd=1 path=/x.log\n(00.14) Error (criu/cr-dump.c:1975): Dumping FAILED.\n");
-    await expect(firstCriuError(log)).resolves.toBe("(00.09) Error (criu/files-reg.c:1790): Can't lookup mount=27 for fd=1 path=/x.log");
   });
 });
 

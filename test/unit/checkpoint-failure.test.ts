@@ -30,6 +30,16 @@ describe('criuFailureLine', () => {
       .toBe('CRIU stopped before it finished (killed or crashed); its log ends: (00.2) Seized task 2345');
   });
 
+  test('quotes the first Error line that is a cause', async () => {
+    await expect(criuFailureLine(log(['(00.1) Dumping', '(00.2) Error (criu/sk-unix.c:123): unix: Connected external socket', '(00.3) Error (criu/cr-dump.c:1): Dump failed'])))
+      .resolves.toBe('(00.2) Error (criu/sk-unix.c:123): unix: Connected external socket');
+  });
+
+  test("passes over CRIU's harmless rlimit error to the cause", async () => {
+    await expect(criuFailureLine(log([RLIMIT, "(00.09) Error (criu/files-reg.c:1790): Can't lookup mount=27 for fd=1 path=/x.log", '(00.14) Error (criu/cr-dump.c:1975): Dumping FAILED.'])))
+      .resolves.toBe("(00.09) Error (criu/files-reg.c:1790): Can't lookup mount=27 for fd=1 path=/x.log");
+  });
+
   test('no log, an empty log', async () => {
     await expect(criuFailureLine(path.join(tmp, 'none'))).resolves.toBeUndefined();
     await expect(criuFailureLine(log([]))).resolves.toBe('CRIU wrote an empty log');
