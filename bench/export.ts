@@ -26,6 +26,7 @@ import { waitFor } from '../test/helpers/procfs';
 import { archiveStream, checkpointArchiveEntries } from '../src/format/checkpoint-archive-writer';
 import { envCount } from './context';
 import { machineInfo, MachineInfo } from './machine';
+import { replaceDocSection } from './report';
 import { fmt, fmtRatio, msSince, ratio, summarize, Summary } from './stats';
 
 type Engine = 'ferry (ferry shim)' | 'ferry (Go shim)' | 'podman';
@@ -197,14 +198,7 @@ function render(r: ExportBenchResult): string {
 }
 
 function record(md: string): void {
-  const file = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
-  const begin = '<!-- bench:export:begin -->';
-  const end = '<!-- bench:export:end -->';
-  const text = fs.readFileSync(file, 'utf8');
-  const block = `${begin}\n${md}\n${end}`;
-  const i = text.indexOf(begin);
-  const j = text.indexOf(end);
-  fs.writeFileSync(file, i >= 0 && j > i ? `${text.slice(0, i)}${block}${text.slice(j + end.length)}` : `${text.trimEnd()}\n\n## Checkpoint export (ferry vs Podman)\n\n${block}\n`);
+  replaceDocSection(REPO_ROOT, 'export', md, '## Checkpoint export (ferry vs Podman)');
 }
 
 async function main(): Promise<void> {

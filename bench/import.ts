@@ -23,6 +23,7 @@ import { FERRY_CLI } from '../test/helpers/ferry-cli';
 import { waitFor } from '../test/helpers/procfs';
 import { envCount } from './context';
 import { machineInfo, type MachineInfo } from './machine';
+import { replaceDocSection } from './report';
 import { fmt, fmtRatio, msSince, ratio, summarize, type Summary } from './stats';
 
 type Engine = 'ferry (ferry shim)' | 'ferry (Go shim)' | 'podman';
@@ -154,14 +155,7 @@ function render(r: ImportBenchResult): string {
 }
 
 function record(md: string): void {
-  const file = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
-  const begin = '<!-- bench:import:begin -->';
-  const end = '<!-- bench:import:end -->';
-  const text = fs.readFileSync(file, 'utf8');
-  const block = `${begin}\n${md}\n${end}`;
-  const i = text.indexOf(begin);
-  const j = text.indexOf(end);
-  fs.writeFileSync(file, i >= 0 && j > i ? `${text.slice(0, i)}${block}${text.slice(j + end.length)}` : `${text.trimEnd()}\n\n## Checkpoint import (ferry vs Podman)\n\n${block}\n`);
+  replaceDocSection(REPO_ROOT, 'import', md, '## Checkpoint import (ferry vs Podman)');
 }
 
 async function main(): Promise<void> {

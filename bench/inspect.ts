@@ -21,6 +21,7 @@ import { assembleArchive } from '../test/helpers/checkpoint-archive';
 import { waitForStatus } from '../test/helpers/lanes';
 import { waitFor } from '../test/helpers/procfs';
 import { machineInfo, type MachineInfo } from './machine';
+import { replaceDocSection } from './report';
 import { fmt, fmtRatio, ratio, summarize, type Summary } from './stats';
 
 interface Sample { wallS: number; userS: number; sysS: number; maxRssKiB: number }
@@ -195,15 +196,7 @@ export function renderInspect(r: InspectBenchResult): string {
 
 /** Rewrites the inspect section of docs/benchmarks.md. */
 export function recordInspect(r: InspectBenchResult): void {
-  const mdPath = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
-  const begin = '<!-- bench:inspect:begin -->';
-  const end = '<!-- bench:inspect:end -->';
-  const section = `${begin}\n${renderInspect(r)}\n${end}`;
-  let md = fs.existsSync(mdPath) ? fs.readFileSync(mdPath, 'utf8') : '# Benchmarks\n';
-  const i = md.indexOf(begin);
-  const j = md.indexOf(end);
-  md = i >= 0 && j > i ? md.slice(0, i) + section + md.slice(j + end.length) : `${md.trimEnd()}\n\n${section}\n`;
-  fs.writeFileSync(mdPath, md);
+  replaceDocSection(REPO_ROOT, 'inspect', renderInspect(r));
 }
 
 async function main(): Promise<void> {

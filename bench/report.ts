@@ -213,7 +213,6 @@ export function renderVariant(v: VariantRecord): string {
 /** Merges `run` into docs/benchmarks.json and rewrites the variant's section of docs/benchmarks.md. */
 export function recordInDocs(repoRoot: string, run: VariantRecord): VariantRecord {
   const jsonPath = path.join(repoRoot, 'docs', 'benchmarks.json');
-  const mdPath = path.join(repoRoot, 'docs', 'benchmarks.md');
   let all: Record<string, VariantRecord> = {};
   try {
     all = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as Record<string, VariantRecord>;
@@ -224,13 +223,24 @@ export function recordInDocs(repoRoot: string, run: VariantRecord): VariantRecor
   all[run.variant] = merged;
   fs.writeFileSync(jsonPath, `${JSON.stringify(all, null, 2)}\n`);
 
-  const begin = `<!-- bench:${run.variant}:begin -->`;
-  const end = `<!-- bench:${run.variant}:end -->`;
-  const section = `${begin}\n${renderVariant(merged)}\n${end}`;
-  let md = fs.existsSync(mdPath) ? fs.readFileSync(mdPath, 'utf8') : '# Benchmarks\n';
+  replaceDocSection(repoRoot, run.variant, renderVariant(merged));
+  return merged;
+}
+
+/**
+ * Rewrites docs/benchmarks.md between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`
+ * (every bench records its own section so); without those markers the section is appended,
+ * under `heading` when given.
+ */
+export function replaceDocSection(repoRoot: string, name: string, body: string, heading?: string): void {
+  const mdPath = path.join(repoRoot, 'docs', 'benchmarks.md');
+  const begin = `<!-- bench:${name}:begin -->`;
+  const end = `<!-- bench:${name}:end -->`;
+  const section = `${begin}\n${body}\n${end}`;
+  const md = fs.existsSync(mdPath) ? fs.readFileSync(mdPath, 'utf8') : '# Benchmarks\n';
   const i = md.indexOf(begin);
   const j = md.indexOf(end);
-  md = i >= 0 && j > i ? md.slice(0, i) + section + md.slice(j + end.length) : `${md.trimEnd()}\n\n${section}\n`;
-  fs.writeFileSync(mdPath, md);
-  return merged;
+  fs.writeFileSync(mdPath, i >= 0 && j > i
+    ? md.slice(0, i) + section + md.slice(j + end.length)
+    : `${md.trimEnd()}\n\n${heading ? `${heading}\n\n` : ''}${section}\n`);
 }
