@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import type { Containerd } from '../helpers/containerd';
 import { REPO_ROOT } from '../helpers/containerd';
 import { callTasks, runcCheckpointOptions, TasksClient } from '../helpers/containerd-api';
-import { criuTarOf, ctrOk, ingestCheckpoint, restoreLeftovers, rootfsMounts } from '../helpers/checkpoint-content';
+import { contentBytes, criuTarOf, ctrOk, editTar, ingestCheckpoint, restoreLeftovers, rootfsMounts } from '../helpers/checkpoint-content';
 import { runningNormally } from '../helpers/freezer';
 import { ctrRunDetached, expectExit, FERRY_RUNTIME, lanes, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
 import { listProcs, waitFor } from '../helpers/procfs';
@@ -47,29 +47,6 @@ async function criuTarsInContentStore(c: Containerd): Promise<string[]> {
   const r = await c.ctr(['content', 'ls']);
   expectExit(c, r, 0);
   return r.stdout.split('\n').filter((l) => /criu\.checkpoint|checkpoint\.criu/.test(l));
-}
-
-async function contentBytes(c: Containerd, digest: string): Promise<Buffer> {
-  const child = c.spawnCtr(['content', 'get', digest]);
-  const chunks: Buffer[] = [];
-  child.stdout!.on('data', (b: Buffer) => chunks.push(b));
-  await new Promise((r) => child.once('close', r));
-  return Buffer.concat(chunks);
-}
-
-/** Unpacks a tar, lets `edit` change the tree, packs it again. */
-function editTar(tar: Buffer, edit: (dir: string) => void): Buffer {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-damage-'));
-  try {
-    const dir = path.join(tmp, 'd');
-    fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(tmp, 'in.tar'), tar);
-    execFileSync('tar', ['-xf', path.join(tmp, 'in.tar'), '-C', dir]);
-    edit(dir);
-    return execFileSync('tar', ['-cf', '-', '-C', dir, '.'], { maxBuffer: 512 * 1024 * 1024 });
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
 }
 
 /** Processes whose root directory lies under `dir` (a container's rootfs in a bundle). */

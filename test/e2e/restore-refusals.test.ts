@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Containerd } from '../helpers/containerd';
 import { findShimDaemons, waitFor } from '../helpers/procfs';
-import { CRIU_TAR, ctrOk, ingestCheckpoint, restoreLeftovers, rootfsMounts, findCtrdRestore, type Desc } from '../helpers/checkpoint-content';
+import { contentBytes, CRIU_TAR, ctrOk, editTar, ingestCheckpoint, restoreLeftovers, rootfsMounts, findCtrdRestore, type Desc } from '../helpers/checkpoint-content';
 import { runcOptions, TasksClient } from '../helpers/containerd-api';
 import { ctrRunDetached, expectExit, isGoShim, lanes, uniqueId, useContainerd, waitForStatus, type Lane } from '../helpers/lanes';
 import type { Any } from '../../api/gen/google/protobuf/any';
@@ -32,29 +32,6 @@ async function criuTarOf(c: Containerd, ref: string): Promise<Desc> {
   const d = index.manifests.find((m) => m.mediaType === CRIU_TAR);
   if (!d) throw new Error(`no CRIU tar in ${ref}`);
   return d;
-}
-
-async function contentBytes(c: Containerd, digest: string): Promise<Buffer> {
-  const child = c.spawnCtr(['content', 'get', digest]);
-  const chunks: Buffer[] = [];
-  child.stdout!.on('data', (b: Buffer) => chunks.push(b));
-  await new Promise((r) => child.once('close', r));
-  return Buffer.concat(chunks);
-}
-
-/** Unpacks a tar, lets `edit` change the tree, packs it again (GNU tar keeps symlinks/FIFOs as such). */
-function editTar(tar: Buffer, edit: (dir: string) => void): Buffer {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-craft-'));
-  try {
-    const dir = path.join(tmp, 'd');
-    fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(tmp, 'in.tar'), tar);
-    execFileSync('tar', ['-xf', path.join(tmp, 'in.tar'), '-C', dir]);
-    edit(dir);
-    return execFileSync('tar', ['-cf', '-', '-C', dir, '.'], { maxBuffer: 512 * 1024 * 1024 });
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
 }
 
 const ferryLanes = lanes().filter((l) => !isGoShim(l));

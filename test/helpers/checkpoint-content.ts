@@ -3,8 +3,11 @@
 // checkpoint-corpus): ctr cannot hand a crafted checkpoint or task options to a runtime not
 // named io.containerd.runc.*, so these suites ingest content themselves and call Tasks.Create
 // with containerd's API (test/helpers/containerd-api.ts).
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { Containerd } from './containerd';
 import { expectExit, taskRow } from './lanes';
 import { findShimDaemons, listProcs, mountsUnder, waitFor } from './procfs';
@@ -20,6 +23,30 @@ export async function ctrOk(c: Containerd, args: string[], input?: Buffer): Prom
   const r = await c.ctr(args, { input, timeoutMs: 90000 });
   expectExit(c, r, 0);
   return r.stdout;
+}
+
+/** A blob of the content store, whole (`ctr content get`). */
+export async function contentBytes(c: Containerd, digest: string): Promise<Buffer> {
+  const child = c.spawnCtr(['content', 'get', digest]);
+  const chunks: Buffer[] = [];
+  child.stdout!.on('data', (b: Buffer) => chunks.push(b));
+  await new Promise((r) => child.once('close', r));
+  return Buffer.concat(chunks);
+}
+
+/** Unpacks a tar, lets `edit` change the tree, packs it again (GNU tar keeps symlinks/FIFOs as such). */
+export function editTar(tar: Buffer, edit: (dir: string) => void): Buffer {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-craft-'));
+  try {
+    const dir = path.join(tmp, 'd');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(tmp, 'in.tar'), tar);
+    execFileSync('tar', ['-xf', path.join(tmp, 'in.tar'), '-C', dir]);
+    edit(dir);
+    return execFileSync('tar', ['-cf', '-', '-C', dir, '.'], { maxBuffer: 512 * 1024 * 1024 });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** Puts bytes into the content store as a CRIU checkpoint tar; returns their descriptor. */
