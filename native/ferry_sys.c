@@ -2,7 +2,7 @@
 // Each function is a thin wrapper: arguments are validated and named by src/sys/native.ts, the
 // only module that loads this addon. Failures become Error objects whose .code is the errno name
 // ('EPERM'), .errno the number and .syscall the call, like Node's own system errors.
-// Nothing here blocks the event loop: receiveFd runs on the libuv threadpool (napi_async_work),
+// Nothing here blocks the event loop: receiveFd and createFileFrom run on the libuv threadpool (napi_async_work),
 // watchFd on its own thread that reports through a napi_threadsafe_function.
 #include <errno.h>
 #include <poll.h>
@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -322,6 +323,153 @@ static napi_value receive_fd(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// ---- staging: one new file filled from another file, in the thread pool ----
+// createFileFrom(path, mode, srcFd, offset, length, methods, failFirstCopyWith): one thread-pool
+// job does open(O_CREAT|O_EXCL|O_NOFOLLOW) + copy + fchmod + close, so a file costs one round
+// trip instead of four, and its bytes go from the archive's page cache to the new file inside
+// the kernel: copy_file_range, else (EXDEV across filesystems, EINVAL/ENOSYS/EOPNOTSUPP)
+// sendfile, else (EINVAL/ENOSYS) pread + write. The source is read at explicit offsets
+// (never its file position), so several jobs can copy from one archive fd at once.
+// `methods` is a bitmask of the methods allowed (tests force each one); failFirstCopyWith, when
+// non-zero, makes the first copy_file_range call fail with that errno (tests of the fallback;
+// ENOSYS cannot be produced otherwise without a seccomp filter). A short source (EOF before
+// `length` bytes) is not an error here: the result's `copied` says how far it got.
+enum { COPY_RANGE = 1, COPY_SENDFILE = 2, COPY_READ_WRITE = 4 };
+
+typedef struct {
+  char *path;
+  int32_t mode, src_fd, methods, fail_first;
+  int64_t offset, length, copied;
+  int method, err;
+  const char *syscall;
+  napi_deferred deferred;
+  napi_async_work work;
+} copy_job;
+
+static int lowest_method(int methods) {
+  if (methods & COPY_RANGE) return COPY_RANGE;
+  if (methods & COPY_SENDFILE) return COPY_SENDFILE;
+  if (methods & COPY_READ_WRITE) return COPY_READ_WRITE;
+  return 0;
+}
+
+// Copies up to j->length bytes from j->src_fd at j->offset to the end of out; 0 or an errno.
+static int copy_into(copy_job *j, int out) {
+  int allowed = j->methods;
+  int method = lowest_method(allowed);
+  bool first_range = true;
+  char *buf = NULL;
+  int err = 0;
+  while (j->copied < j->length && method != 0) {
+    int64_t left = j->length - j->copied;
+    off_t in = (off_t)(j->offset + j->copied);
+    ssize_t n;
+    if (method == COPY_RANGE) {
+      j->syscall = "copy_file_range";
+      if (first_range && j->fail_first != 0) { n = -1; errno = j->fail_first; }
+      else n = copy_file_range(j->src_fd, &in, out, NULL, left > (1 << 30) ? (1 << 30) : (size_t)left, 0);
+      first_range = false;
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+        allowed &= ~COPY_RANGE; method = lowest_method(allowed); continue;
+      }
+    } else if (method == COPY_SENDFILE) {
+      j->syscall = "sendfile";
+      n = sendfile(out, j->src_fd, &in, left > 0x7ffff000 ? 0x7ffff000 : (size_t)left);
+      if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+        allowed &= ~COPY_SENDFILE; method = lowest_method(allowed); continue;
+      }
+    } else {
+      const size_t size = 1 << 20;
+      if (buf == NULL && (buf = malloc(size)) == NULL) { err = ENOMEM; break; }
+      j->syscall = "pread";
+      n = pread(j->src_fd, buf, left > (int64_t)size ? size : (size_t)left, in);
+      if (n > 0) {
+        j->syscall = "write";
+        for (ssize_t done = 0; done < n;) {
+          ssize_t w = write(out, buf + done, n - done);
+          if (w < 0 && errno == EINTR) continue;
+          if (w < 0) { err = errno; break; }
+          done += w;
+        }
+        if (err != 0) break;
+      }
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { err = errno; break; }
+    j->method = method;
+    if (n == 0) break;  // end of the source: a short copy, reported through `copied`
+    j->copied += n;
+  }
+  if (err == 0 && method == 0 && j->copied < j->length) { j->syscall = "copy"; err = ENOSYS; }
+  free(buf);
+  return err;
+}
+
+static void copy_execute(napi_env env, void *p) {
+  copy_job *j = p;
+  j->syscall = "open";
+  int out;
+  do out = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600); while (out < 0 && errno == EINTR);
+  if (out < 0) { j->err = errno; return; }
+  j->err = copy_into(j, out);
+  // The mode is set explicitly (umask must not decide it) and only once the content is in.
+  if (j->err == 0 && fchmod(out, (mode_t)j->mode) != 0) { j->err = errno; j->syscall = "fchmod"; }
+  if (close(out) != 0 && j->err == 0) { j->err = errno; j->syscall = "close"; }
+}
+
+static const char *method_name(int m) {
+  return m == COPY_RANGE ? "copy_file_range" : m == COPY_SENDFILE ? "sendfile" : m == COPY_READ_WRITE ? "read-write" : "none";
+}
+
+static void copy_complete(napi_env env, napi_status status, void *p) {
+  copy_job *j = p;
+  if (j->err != 0) {
+    napi_value e = errno_error(env, j->err, j->syscall, "%s %s", j->syscall, j->path);
+    napi_value path;
+    napi_create_string_utf8(env, j->path, NAPI_AUTO_LENGTH, &path);
+    napi_set_named_property(env, e, "path", path);
+    napi_reject_deferred(env, j->deferred, e);
+  } else {
+    napi_value result, method;
+    napi_create_object(env, &result);
+    napi_set_named_property(env, result, "copied", num(env, (double)j->copied));
+    napi_create_string_utf8(env, method_name(j->method), NAPI_AUTO_LENGTH, &method);
+    napi_set_named_property(env, result, "method", method);
+    napi_resolve_deferred(env, j->deferred, result);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j->path);
+  free(j);
+}
+
+static napi_value create_file_from(napi_env env, napi_callback_info info) {
+  napi_value argv[7], promise, name;
+  int32_t mode, src_fd, methods, fail_first;
+  int64_t offset, length;
+  args(env, info, 7, argv);
+  if (!arg_int(env, argv[1], &mode) || !arg_int(env, argv[2], &src_fd) || !arg_int(env, argv[5], &methods) ||
+      !arg_int(env, argv[6], &fail_first)) return NULL;
+  if (napi_get_value_int64(env, argv[3], &offset) != napi_ok || napi_get_value_int64(env, argv[4], &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "ferry_sys: expected a number");
+    return NULL;
+  }
+  char *path = arg_string(env, argv[0]);
+  if (path == NULL) return NULL;
+  copy_job *j = calloc(1, sizeof *j);
+  j->path = path;
+  j->mode = mode;
+  j->src_fd = src_fd;
+  j->offset = offset;
+  j->length = length;
+  j->methods = methods;
+  j->fail_first = fail_first;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "ferry:createFileFrom", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, copy_execute, copy_complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
+}
+
 // ---- mounts ----
 
 static napi_value mount_(napi_env env, napi_callback_info info) {
@@ -467,7 +615,7 @@ static const struct { const char *name; double value; } constants[] = {
   C(MS_RDONLY), C(MS_NOSUID), C(MS_NODEV), C(MS_NOEXEC), C(MS_SYNCHRONOUS), C(MS_REMOUNT),
   C(MS_MANDLOCK), C(MS_DIRSYNC), C(MS_NOATIME), C(MS_NODIRATIME), C(MS_BIND), C(MS_REC),
   C(MS_PRIVATE), C(MS_SLAVE), C(MS_SHARED), C(MS_RELATIME), C(MS_STRICTATIME),
-  C(MNT_DETACH), C(O_NONBLOCK), C(O_CLOEXEC),
+  C(MNT_DETACH), C(O_NONBLOCK), C(O_CLOEXEC), C(EXDEV), C(EINVAL), C(ENOSYS), C(EOPNOTSUPP),
 #undef C
 };
 
@@ -478,7 +626,7 @@ NAPI_MODULE_INIT() {
     FN("detachSession", detach_session),
     FN("pipe2", pipe2_), FN("dup", dup_), FN("setCloexec", set_cloexec), FN("eventfd", eventfd_), FN("mkfifo", mkfifo_),
     FN("setWinsize", set_winsize), FN("getWinsize", get_winsize),
-    FN("listenUnix", listen_unix), FN("receiveFd", receive_fd),
+    FN("listenUnix", listen_unix), FN("receiveFd", receive_fd), FN("createFileFrom", create_file_from),
     FN("mount", mount_), FN("umount2", umount2_), FN("watchFd", watch_fd),
 #undef FN
   };

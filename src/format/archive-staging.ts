@@ -17,9 +17,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { FerryError, InternalError, InvalidArgumentError, NotFoundError } from '../errors';
-import { openArchiveStream, readTarEntries, TarEntryHeader, TarFormatError } from './tar-reader';
+import { compressionOf, openArchiveStream, readTarEntries, TarEntry, TarEntryHeader, TarFormatError } from './tar-reader';
 import { WarnLogger } from './warn-logger';
 import { fileTypeName } from './file-type';
+import { fileRandomAccess, RandomAccessIterator } from './random-access';
+import { createFileFrom } from '../sys/native';
 
 export const STAGING_DIR_NAME = 'ctrd-restore';
 
@@ -40,6 +42,21 @@ export interface StageOptions {
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fs.constants;
 const FILE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
 const MAX_COMPONENT_BYTES = 255;
+/**
+ * In an uncompressed archive read from a file, bodies at least this long are copied from the
+ * archive's fd inside the kernel by one threadpool job per file (createFileFrom), never read into
+ * JavaScript; the tar reader skips over them (it skips bodies from 256 KiB without reading).
+ * Smaller ones are already in the chunk the reader read for their header: written from there.
+ */
+const KERNEL_COPY_MIN = 256 * 1024;
+/** Kernel copies in flight at once: libuv's default threadpool size (copies run there). */
+const MAX_COPIES_IN_FLIGHT = 4;
+
+/** An uncompressed archive file the stager can copy bodies from by offset. */
+interface ArchiveFd {
+  fd: number;
+  size: number;
+}
 const MAX_PATH_BYTES = 4096;
 
 /** The staging directory for a bundle. */
@@ -106,6 +123,14 @@ class Stager {
   private readonly knownDirs = new Set<string>(['']);
   private totalBytes = 0;
   private entries = 0;
+  /** Kernel copies running (uncompressed archive files only); each settles without rejecting. */
+  private readonly copies = new Set<Promise<void>>();
+  /** The first failed kernel copy's error, thrown at the next entry (or at the end). */
+  private copyError: unknown;
+  /** Set while an uncompressed archive file is staged: bodies are copied from it by offset. */
+  private source?: ArchiveFd;
+  /** onRead's high-water mark on the random-access path (copies finish out of order). */
+  private readUpTo = 0;
 
   constructor(
     private readonly archive: string,
@@ -122,11 +147,23 @@ class Stager {
 
   async run(): Promise<void> {
     const fh = await openArchive(this.archive);
-    const input = fh.createReadStream({ highWaterMark: 1 << 20 });
     try {
-      await this.runStream(this.opts.onRead ? counted(input, this.opts.onRead) : input);
+      const { size } = await fh.stat();
+      const head = Buffer.alloc(4);
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      if (compressionOf(head.subarray(0, bytesRead)) === 'none') {
+        // Uncompressed: headers and small files through pread chunks, bulk bodies in the kernel.
+        this.source = { fd: fh.fd, size };
+        await this.stageEntries(readTarEntries(new RandomAccessIterator(fileRandomAccess(fh, size))));
+        return;
+      }
+      const input = fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false });
+      try {
+        await this.runStream(this.opts.onRead ? counted(input, this.opts.onRead) : input);
+      } finally {
+        input.destroy();
+      }
     } finally {
-      input.destroy();
       await fh.close().catch(() => undefined);
     }
   }
@@ -134,12 +171,36 @@ class Stager {
   /** Stages the entries of a (possibly compressed) tar stream. */
   async runStream(input: AsyncIterable<Buffer>): Promise<void> {
     const { stream } = await openArchiveStream(input instanceof Readable ? input : Readable.from(input, { objectMode: false }));
-    for await (const entry of readTarEntries(stream)) {
-      await this.entry(entry.header, entry.body);
+    await this.stageEntries(readTarEntries(stream));
+  }
+
+  /** Every entry in turn; kernel copies still running are waited for whatever happens. */
+  private async stageEntries(entries: AsyncIterable<TarEntry>): Promise<void> {
+    try {
+      for await (const entry of entries) {
+        this.throwCopyError();
+        await this.entry(entry.header, entry.body, entry.dataOffset);
+      }
+      await Promise.all(this.copies);
+      this.throwCopyError();
+    } finally {
+      // Never leave a copy running: the caller removes the staging dir next, on failure.
+      await Promise.all(this.copies);
     }
   }
 
-  private async entry(h: TarEntryHeader, body: () => AsyncGenerator<Buffer>): Promise<void> {
+  private throwCopyError(): void {
+    if (this.copyError !== undefined) throw this.copyError;
+  }
+
+  private reportRead(upTo: number): void {
+    if (!this.opts.onRead || upTo <= this.readUpTo) return;
+    this.readUpTo = upTo;
+    this.opts.onRead(upTo);
+  }
+
+  private async entry(h: TarEntryHeader, body: () => AsyncGenerator<Buffer>, dataOffset: number): Promise<void> {
+    if (this.source) this.reportRead(dataOffset);
     this.entries++;
     if (this.opts.maxEntries !== undefined && this.entries > this.opts.maxEntries) {
       throw this.refuse(h.name, `archive has more than ${this.opts.maxEntries} entries`);
@@ -176,6 +237,7 @@ class Stager {
     const parent = await this.ensureParents(h.name, check.parts);
     const target = path.join(parent, check.parts[check.parts.length - 1]);
     if (h.type === 'directory') await this.makeDir(h.name, rel, target, dirMode(h.mode));
+    else if (this.source && h.size >= KERNEL_COPY_MIN) await this.copyFile(h, target, this.source, dataOffset);
     else await this.writeFile(h, target, body);
   }
 
@@ -218,11 +280,41 @@ class Stager {
     }
   }
 
-  private async writeFile(h: TarEntryHeader, abs: string, body: () => AsyncGenerator<Buffer>): Promise<void> {
+  private countBytes(h: TarEntryHeader): void {
     if (this.opts.maxTotalBytes !== undefined && this.totalBytes + h.size > this.opts.maxTotalBytes) {
       throw this.refuse(h.name, `unpacked size would exceed the limit of ${this.opts.maxTotalBytes} bytes`);
     }
     this.totalBytes += h.size;
+  }
+
+  /**
+   * A bulk body of an uncompressed archive file: copied from the archive's fd at its offset by
+   * one threadpool job (open O_EXCL|O_NOFOLLOW, in-kernel copy, fchmod, close), started here and
+   * not waited for, so that up to MAX_COPIES_IN_FLIGHT copies overlap with reading the next
+   * headers and writing small files. The name, type, duplicate and parent checks are all done
+   * (by entry()) before it starts; a body reaching past the archive's end is refused first.
+   */
+  private async copyFile(h: TarEntryHeader, abs: string, source: ArchiveFd, offset: number): Promise<void> {
+    this.countBytes(h);
+    const truncated = () => new TarFormatError(`truncated archive: body of ${JSON.stringify(h.name)} (${h.size} bytes declared)`);
+    if (offset + h.size > source.size) throw truncated();
+    while (this.copies.size >= MAX_COPIES_IN_FLIGHT) await Promise.race(this.copies);
+    const copy = createFileFrom(abs, fileMode(h.mode), source.fd, offset, h.size).then(
+      ({ copied }) => {
+        // The archive shrank while it was read: as truncated as if it had been short at the start.
+        if (copied !== h.size) throw truncated();
+        this.reportRead(offset + h.size);
+      },
+    ).catch((err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      const conflict = (err as { syscall?: string }).syscall === 'open' && (code === 'EEXIST' || code === 'ELOOP');
+      this.copyError ??= conflict ? this.refuse(h.name, 'conflicts with an earlier entry') : err;
+    }).finally(() => this.copies.delete(copy));
+    this.copies.add(copy);
+  }
+
+  private async writeFile(h: TarEntryHeader, abs: string, body: () => AsyncGenerator<Buffer>): Promise<void> {
+    this.countBytes(h);
     // Synchronous calls: each async fs call is a round trip through libuv's thread pool, and a
     // CRIU checkpoint is thousands of small files — four round trips per file (open, write,
     // fchmod, close) left staging waiting on the pool most of the time, at ~20 % of GNU tar's

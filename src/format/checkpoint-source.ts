@@ -14,7 +14,10 @@ import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors';
 import { fileTypeName } from './file-type';
 import { AMDGPU_PAGES_PREFIX, ArchiveFile, PAGES_PREFIX } from './layout';
-import { compressionOf, openArchiveStream, readTarEntries, TarFormatError, type ArchiveCompression, type SkippableIterator } from './tar-reader';
+import { compressionOf, openArchiveStream, readTarEntries, TarFormatError, type ArchiveCompression } from './tar-reader';
+import { fileRandomAccess, LARGE_READ, RandomAccessIterator, type RandomAccess } from './random-access';
+
+export type { RandomAccess } from './random-access';
 import { checkImageName, checkRanges, DirImageStore, MAX_IMAGE_BYTES, type ByteRange, type ImageStore } from './criu/image-store';
 import { readCheckpointFile } from './safe-read';
 import type { ContainerConfigDump, SpecDump } from './checkpoint-info';
@@ -92,14 +95,6 @@ export interface ArchiveInput {
   openRandom?(): Promise<RandomAccess>;
 }
 
-/** Random access to an archive's raw bytes (a file; a blob of containerd's content store). */
-export interface RandomAccess {
-  size: number;
-  /** `len` bytes at `pos`, fewer only where the input ends. */
-  read(pos: number, len: number): Promise<Buffer>;
-  close(): Promise<void>;
-}
-
 const openFlags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 
 /** A checkpoint archive file; opened without following a symlink. */
@@ -119,54 +114,10 @@ export function fileArchiveInput(file: string): ArchiveInput {
     },
     async openRandom() {
       const fh = await fs.promises.open(file, openFlags);
-      const { size } = await fh.stat();
-      return {
-        size,
-        async read(pos, len) {
-          const buf = Buffer.allocUnsafe(Math.max(0, Math.min(len, size - pos)));
-          let got = 0;
-          while (got < buf.length) {
-            const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
-            if (bytesRead === 0) break;
-            got += bytesRead;
-          }
-          return buf.subarray(0, got);
-        },
-        close: () => fh.close(),
-      };
+      return fileRandomAccess(fh, (await fh.stat()).size);
     },
   };
 }
-
-/**
- * Chunks of a RandomAccess from the start, for the tar reader: small reads after a skip (the
- * next header), growing while it reads on; skips move the position without reading.
- */
-class RandomAccessIterator implements SkippableIterator {
-  private pos = 0;
-  private chunk = SMALL_READ;
-
-  constructor(private readonly ra: RandomAccess) {}
-
-  async next(): Promise<IteratorResult<Buffer>> {
-    if (this.pos >= this.ra.size) return { done: true, value: undefined };
-    const b = await this.ra.read(this.pos, this.chunk);
-    if (b.length === 0) return { done: true, value: undefined };
-    this.pos += b.length;
-    this.chunk = Math.min(this.chunk * 4, LARGE_READ);
-    return { done: false, value: b };
-  }
-
-  skip(n: number): boolean {
-    if (this.pos + n > this.ra.size) return false;
-    this.pos += n;
-    this.chunk = SMALL_READ;
-    return true;
-  }
-}
-
-const SMALL_READ = 64 * 1024;
-const LARGE_READ = 1024 * 1024;
 
 class ArchiveReader {
   readonly files = new Map<string, number>();

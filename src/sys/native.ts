@@ -57,8 +57,21 @@ interface Addon {
   eventfd(): number;
   mkfifo(path: string, mode: number): void;
   watchFd(fd: number, onReadable: (value: bigint) => void): FdWatcher;
+  createFileFrom(path: string, mode: number, srcFd: number, offset: number, length: number, methods: number, failFirstCopyWith: number): Promise<FileCopyResult>;
   constants: Record<string, number>;
 }
+
+/** How createFileFrom moved the bytes: in the kernel (copy_file_range, sendfile) or through a buffer. */
+export type FileCopyMethod = 'copy_file_range' | 'sendfile' | 'read-write';
+
+export interface FileCopyResult {
+  /** Bytes copied: less than asked when the source ended first. */
+  copied: number;
+  /** The method that copied the last bytes ('none' when nothing was copied). */
+  method: FileCopyMethod | 'none';
+}
+
+const COPY_METHOD_BITS: Record<FileCopyMethod, number> = { copy_file_range: 1, sendfile: 2, 'read-write': 4 };
 
 let addon: Addon | undefined;
 
@@ -272,4 +285,37 @@ export function watchFd(fd: number, onReadable: (value: bigint) => void): FdWatc
   checkFd(fd);
   if (typeof onReadable !== 'function') throw new TypeError('watchFd needs a callback');
   return native().watchFd(fd, onReadable);
+}
+
+export interface CreateFileFromOptions {
+  /** The methods createFileFrom may use, tried in this order: copy_file_range, sendfile, read-write. Default all (tests narrow it). */
+  methods?: FileCopyMethod[];
+  /** Tests: the first copy_file_range call fails with this errno name (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP). */
+  failFirstCopyWith?: 'EXDEV' | 'EINVAL' | 'ENOSYS' | 'EOPNOTSUPP';
+}
+
+/**
+ * Creates the new file `path` (O_CREAT|O_EXCL|O_NOFOLLOW: never an existing file, never through
+ * a symlink as the last component) and fills it with `length` bytes of `srcFd` from `offset`,
+ * then sets `mode` (fchmod, so the umask does not decide) and closes it: all in one job on the
+ * libuv threadpool. The bytes are copied inside the kernel (copy_file_range; sendfile across
+ * filesystems, where copy_file_range says EXDEV; pread + write if neither works). `srcFd` is read
+ * at explicit offsets, so concurrent calls may share it. A source that ends early is no error:
+ * `copied` < `length` says so and the caller decides. Rejects with the errno of the failed call
+ * (.syscall 'open', 'copy_file_range', 'sendfile', 'pread', 'write', 'fchmod', 'close'); the file
+ * may then exist, partly written.
+ */
+export function createFileFrom(
+  path: string, mode: number, srcFd: number, offset: number, length: number, opts: CreateFileFromOptions = {},
+): Promise<FileCopyResult> {
+  checkFd(srcFd, 'srcFd');
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new RangeError(`mode must be 0..07777, got ${mode}`);
+  for (const [name, v] of [['offset', offset], ['length', length]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${v}`);
+  }
+  const methods = (opts.methods ?? (Object.keys(COPY_METHOD_BITS) as FileCopyMethod[]))
+    .reduce((bits, m) => bits | COPY_METHOD_BITS[m], 0);
+  if (methods === 0) throw new RangeError('createFileFrom: no copy method allowed');
+  const fail = opts.failFirstCopyWith ? native().constants[opts.failFirstCopyWith] : 0;
+  return native().createFileFrom(path, mode, srcFd, offset, length, methods, fail);
 }
