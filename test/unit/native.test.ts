@@ -8,7 +8,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  MNT_DETACH, MS, dup, eventfd, findPackageRoot, getWinsize, isErrnoError, listenUnix, mount,
+  MNT_DETACH, MS, createFileFrom, dup, eventfd, findPackageRoot, type ErrnoError, getWinsize, isErrnoError, listenUnix, mount,
   mkfifo, nativeConstants, pipe2, receiveFd, setCloexec, setWinsize, umount2, waitpidNoHang, watchFd,
 } from '../../src/sys/native';
 
@@ -449,5 +449,103 @@ describe('eventfd and watchFd', () => {
       setTimeout(() => console.log('timer done'), 200);
     `, 10000);
     expect(out).toBe('value 3\ntimer done\n');
+  });
+});
+
+describe('createFileFrom (staging: one threadpool job per file, bytes copied in the kernel)', () => {
+  let dir: string;
+  let src: string;
+  let srcFd: number;
+  const content = Buffer.alloc(3 * (1 << 20) + 123);
+  beforeAll(() => {
+    for (let i = 0; i < content.length; i++) content[i] = (i * 7 + (i >> 12)) & 0xff;
+  });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-copy-'));
+    src = path.join(dir, 'archive');
+    fs.writeFileSync(src, content);
+    srcFd = fs.openSync(src, 'r');
+  });
+  afterEach(() => {
+    fs.closeSync(srcFd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const slice = (off: number, len: number) => content.subarray(off, off + len);
+
+  test('same filesystem: copy_file_range, from an offset, mode set whatever the umask', async () => {
+    const out = path.join(dir, 'out');
+    const old = process.umask(0o077);
+    try {
+      await expect(createFileFrom(out, 0o755, srcFd, 4096 + 1, 2 << 20)).resolves.toEqual({ copied: 2 << 20, method: 'copy_file_range' });
+    } finally {
+      process.umask(old);
+    }
+    expect(fs.readFileSync(out).equals(slice(4097, 2 << 20))).toBe(true);
+    expect(fs.statSync(out).mode & 0o7777).toBe(0o755);
+    // The source's own file position is never used (concurrent jobs share the fd).
+    expect(fs.readSync(srcFd, Buffer.alloc(4), 0, 4, null)).toBe(4);
+  });
+
+  test('across filesystems copy_file_range says EXDEV (real) and sendfile copies', async () => {
+    const shm = fs.mkdtempSync('/dev/shm/ferry-copy-');
+    try {
+      // Only meaningful when os.tmpdir() and /dev/shm are different filesystems (here: ext4 and tmpfs).
+      expect(fs.statSync(shm).dev).not.toBe(fs.statSync(dir).dev);
+      const out = path.join(shm, 'out');
+      await expect(createFileFrom(out, 0o600, srcFd, 512, content.length - 512)).resolves.toEqual({ copied: content.length - 512, method: 'sendfile' });
+      expect(fs.readFileSync(out).equals(slice(512, content.length - 512))).toBe(true);
+    } finally {
+      fs.rmSync(shm, { recursive: true, force: true });
+    }
+  });
+
+  test.each(['EXDEV', 'EINVAL', 'ENOSYS', 'EOPNOTSUPP'] as const)('copy_file_range failing with %s falls back to sendfile', async (errno) => {
+    const out = path.join(dir, 'out');
+    await expect(createFileFrom(out, 0o644, srcFd, 1000, 1 << 20, { failFirstCopyWith: errno })).resolves.toEqual({ copied: 1 << 20, method: 'sendfile' });
+    expect(fs.readFileSync(out).equals(slice(1000, 1 << 20))).toBe(true);
+  });
+
+  test('without copy_file_range and sendfile: pread + write, in 1 MiB pieces', async () => {
+    const out = path.join(dir, 'out');
+    await expect(createFileFrom(out, 0o644, srcFd, 7, content.length - 7, { methods: ['read-write'] }))
+      .resolves.toEqual({ copied: content.length - 7, method: 'read-write' });
+    expect(fs.readFileSync(out).equals(slice(7, content.length - 7))).toBe(true);
+  });
+
+  test('no method left after a failure: ENOSYS, not a silent empty file', async () => {
+    const err = await createFileFrom(path.join(dir, 'out'), 0o644, srcFd, 0, 10, { methods: ['copy_file_range'], failFirstCopyWith: 'EXDEV' }).catch((e: unknown) => e);
+    expect(isErrnoError(err, 'ENOSYS')).toBe(true);
+  });
+
+  test('a source that ends early: copied says how far it got', async () => {
+    for (const methods of [undefined, ['sendfile'], ['read-write']] as const) {
+      const out = path.join(dir, `out-${methods?.[0] ?? 'all'}`);
+      const r = await createFileFrom(out, 0o644, srcFd, content.length - 100, 5000, methods ? { methods: [...methods] } : {});
+      expect(r.copied).toBe(100);
+      expect(fs.readFileSync(out).equals(slice(content.length - 100, 100))).toBe(true);
+    }
+  });
+
+  test('never an existing file, never through a symlink: EEXIST / ELOOP from open, targets untouched', async () => {
+    const existing = path.join(dir, 'existing');
+    fs.writeFileSync(existing, 'keep');
+    const target = path.join(dir, 'target');
+    fs.writeFileSync(target, 'keep too');
+    const link = path.join(dir, 'link');
+    fs.symlinkSync(target, link);
+    const e1 = await createFileFrom(existing, 0o644, srcFd, 0, 10).catch((e: unknown) => e);
+    expect(isErrnoError(e1, 'EEXIST')).toBe(true);
+    expect((e1 as ErrnoError).syscall).toBe('open');
+    const e2 = await createFileFrom(link, 0o644, srcFd, 0, 10).catch((e: unknown) => e);
+    expect(isErrnoError(e2, 'EEXIST') || isErrnoError(e2, 'ELOOP')).toBe(true);
+    expect(fs.readFileSync(existing, 'utf8')).toBe('keep');
+    expect(fs.readFileSync(target, 'utf8')).toBe('keep too');
+  });
+
+  test('bad arguments are refused before any system call', () => {
+    expect(() => createFileFrom(path.join(dir, 'x'), 0o644, -1, 0, 1)).toThrow(RangeError);
+    expect(() => createFileFrom(path.join(dir, 'x'), 0o644, srcFd, -1, 1)).toThrow(RangeError);
+    expect(() => createFileFrom(path.join(dir, 'x'), 0o644, srcFd, 0, 1, { methods: [] })).toThrow(RangeError);
+    expect(fs.existsSync(path.join(dir, 'x'))).toBe(false);
   });
 });
