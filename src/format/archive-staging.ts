@@ -21,6 +21,7 @@ import { compressionOf, openArchiveStream, readTarEntries, TarEntry, TarEntryHea
 import { WarnLogger } from './warn-logger';
 import { fileTypeName } from './file-type';
 import { fileRandomAccess, RandomAccessIterator } from './random-access';
+import { BackgroundWrites } from './background-writes';
 import { createFileFrom } from '../sys/native';
 
 export const STAGING_DIR_NAME = 'ctrd-restore';
@@ -49,6 +50,10 @@ const MAX_COMPONENT_BYTES = 255;
  * Smaller ones are already in the chunk the reader read for their header: written from there.
  */
 const KERNEL_COPY_MIN = 256 * 1024;
+/** Bodies at least this long that must be read (compressed or streamed archives) are written in the background. */
+const BACKGROUND_WRITE_MIN = 256 * 1024;
+/** A bulk body's bytes handed to the threadpool and not yet written, at most. */
+const MAX_PENDING_WRITE_BYTES = 4 << 20;
 /** Kernel copies in flight at once: libuv's default threadpool size (copies run there). */
 const MAX_COPIES_IN_FLIGHT = 4;
 
@@ -329,9 +334,21 @@ class Stager {
       throw err;
     }
     try {
-      for await (const chunk of body()) {
-        let off = 0;
-        while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+      if (h.size >= BACKGROUND_WRITE_MIN) {
+        // A bulk body (from a decompressor or a stream): its chunks are written in the threadpool
+        // while the main thread decompresses and parses on.
+        const writes = new BackgroundWrites(fd, MAX_PENDING_WRITE_BYTES);
+        try {
+          for await (const chunk of body()) await writes.write(chunk);
+          await writes.flush();
+        } finally {
+          await writes.settle();
+        }
+      } else {
+        for await (const chunk of body()) {
+          let off = 0;
+          while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+        }
       }
       // Set the mode explicitly (umask must not decide it) and only after the content is in.
       fs.fchmodSync(fd, fileMode(h.mode));

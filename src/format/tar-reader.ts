@@ -12,7 +12,7 @@
 
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { Transform, TransformCallback, pipeline } from 'node:stream';
+import { pipeline } from 'node:stream';
 import { InvalidArgumentError } from '../errors';
 
 /** Malformed or hostile tar/gzip/zstd content. Callers add which archive it was. */
@@ -391,26 +391,50 @@ export async function* readTarEntries(
  */
 const ZSTD_WINDOW_LOG_MAX = 27;
 
-/**
- * zstd decompression as a Transform: Node 20's zlib has no zstd. zstd-napi runs the reference C
- * library (fzstd, in JavaScript, staged a tar+zstd archive at 7 % of `tar --zstd -xf`'s speed);
- * loaded on the first zstd archive only, since it loads a native addon.
- */
-function createZstdDecompressStream(): Transform {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { DecompressStream } = require('zstd-napi') as typeof import('zstd-napi');
-  const asFormatError = (err: Error | null | undefined) => (err ? new TarFormatError(`zstd: ${err.message}`) : undefined);
-  // Its errors (corrupt data, a frame cut short) are content errors: say so, as for gzip.
-  class ZstdDecompressStream extends DecompressStream {
-    override _transform(chunk: Buffer, enc: BufferEncoding, done: TransformCallback): void {
-      super._transform(chunk, enc, (err?: Error | null) => done(asFormatError(err)));
-    }
+/** Output buffer of one zstd decompression step: one tar body chunk, one write. */
+const ZSTD_OUTPUT_CHUNK = 1 << 20;
 
-    override _flush(done: TransformCallback): void {
-      super._flush((err?: Error | null) => done(asFormatError(err)));
+/**
+ * zstd decompression, pulled: Node 20's zlib has no zstd. zstd-napi runs the reference C library
+ * (fzstd, in JavaScript, staged a tar+zstd archive at 7 % of `tar --zstd -xf`'s speed); loaded on
+ * the first zstd archive only, since it loads a native addon. Its DCtx is driven directly rather
+ * than through its Transform stream: a step decompresses only when the tar reader asks for more,
+ * so one step's output (at most ZSTD_OUTPUT_CHUNK) bounds the memory whatever the ratio (a few
+ * KiB of RLE blocks can expand to hundreds of MiB), and the output goes on as 1 MiB chunks rather
+ * than as the Transform's 128 KiB pieces that a Readable's iterator then concatenates again.
+ */
+async function* zstdDecompress(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const binding = require('zstd-napi/binding') as typeof import('zstd-napi/binding');
+  const dctx = new binding.DCtx();
+  dctx.setParameter(binding.DParameter.windowLogMax, ZSTD_WINDOW_LOG_MAX);
+  // Its errors (corrupt data, a frame cut short) are content errors: say so, as for gzip.
+  const step = (dst: Buffer, src: Buffer): [number, number, number] => {
+    try {
+      return dctx.decompressStream(dst, src);
+    } catch (err) {
+      throw new TarFormatError(`zstd: ${(err as Error).message}`);
+    }
+  };
+  let inFrame = false;
+  let dst = Buffer.allocUnsafe(ZSTD_OUTPUT_CHUNK);
+  for await (const chunk of input) {
+    let src = chunk;
+    for (;;) {
+      const [ret, produced, consumed] = step(dst, src);
+      src = src.subarray(consumed);
+      const full = produced === dst.length;
+      if (produced > 0) {
+        yield dst.subarray(0, produced);
+        dst = Buffer.allocUnsafe(ZSTD_OUTPUT_CHUNK); // the consumer may keep what it was given
+      }
+      if (src.length === 0 && (!full || ret === 0)) {
+        inFrame = ret !== 0;
+        break;
+      }
     }
   }
-  return new ZstdDecompressStream({ windowLogMax: ZSTD_WINDOW_LOG_MAX });
+  if (inFrame) throw new TarFormatError('zstd: Stream ended in middle of compressed data frame');
 }
 
 async function* prepend(first: Buffer, rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
@@ -460,31 +484,23 @@ export async function openArchiveStream(
   }
   const first = Buffer.concat(head);
 
-  let compression: ArchiveCompression = 'none';
-  let decompressor: Transform | undefined;
-  if (first.subarray(0, 2).equals(GZIP_MAGIC)) {
-    compression = 'gzip';
-    decompressor = zlib.createGunzip({ chunkSize: 64 * 1024 });
-  } else if (first.subarray(0, 4).equals(ZSTD_MAGIC)) {
-    compression = 'zstd';
-    decompressor = createZstdDecompressStream();
-  }
-  if (!decompressor) return { compression, stream: prepend(first, it) };
+  const raw = prepend(first, it);
+  if (first.subarray(0, 4).equals(ZSTD_MAGIC)) return { compression: 'zstd', stream: zstdDecompress(raw) };
+  if (!first.subarray(0, 2).equals(GZIP_MAGIC)) return { compression: 'none', stream: raw };
   const produced = { bytes: 0 };
-  const source = Readable.from(slicedForRatio(prepend(first, it), produced), { objectMode: false });
+  const source = Readable.from(slicedForRatio(raw, produced), { objectMode: false });
   // pipeline() destroys every stage when one fails, so an input read error surfaces from the
   // decompressor's iterator rather than leaving it waiting forever.
-  const out = pipeline(source, decompressor, () => { /* errors surface through iteration */ });
-  return { compression, stream: countBytes(translateDecompressErrors(out, compression), produced) };
+  const out = pipeline(source, zlib.createGunzip({ chunkSize: 64 * 1024 }), () => { /* errors surface through iteration */ });
+  return { compression: 'gzip', stream: countBytes(translateDecompressErrors(out, 'gzip'), produced) };
 }
 
 /**
- * A Transform's backpressure acts between its input chunks only: whatever one chunk decompresses
- * to is buffered at once, and a few KiB of zstd (RLE blocks) or gzip can expand to hundreds of
- * MiB. Compressed input is therefore handed on in slices sized from the ratio seen so far, so
- * that one slice's output stays near SLICE_OUTPUT_TARGET (at most ~2 MiB for the smallest
- * slice of the most compressible zstd: 128 KiB RLE blocks of 4 bytes each); ordinary archives go
- * in slices of up to 1 MiB.
+ * gunzip is a Transform, whose backpressure acts between its input chunks only: whatever one
+ * chunk decompresses to is buffered at once, and a few KiB of gzip can expand to many MiB.
+ * Compressed input is therefore handed on in slices sized from the ratio seen so far, so that one
+ * slice's output stays near SLICE_OUTPUT_TARGET; ordinary archives go in slices of up to 1 MiB.
+ * (zstd needs none of this: zstdDecompress decompresses only as far as it is read.)
  */
 const SLICE_OUTPUT_TARGET = 4 * 1024 * 1024;
 const MIN_SLICE = 64;
