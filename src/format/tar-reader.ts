@@ -89,6 +89,7 @@ const BLOCK = 512;
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const DEFAULT_MAX_METADATA = 1 << 20;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -195,10 +196,20 @@ export function parseNumeric(block: Buffer, start: number, length: number, what:
     if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new TarFormatError(`${what}: base-256 value too large`);
     return Number(value);
   }
-  const text = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`${what}: not an octal number: ${JSON.stringify(text)}`);
-  const value = parseInt(text, 8);
+  // Octal digits between leading spaces and trailing NULs/spaces, read byte by byte: headers
+  // have seven such fields and a CRIU checkpoint thousands of headers (no string per field).
+  let i = 0;
+  let end = field.length;
+  while (end > 0 && (field[end - 1] === 0 || field[end - 1] === 0x20)) end--;
+  while (i < end && field[i] === 0x20) i++;
+  let value = 0;
+  for (let j = i; j < end; j++) {
+    const d = field[j] - 0x30;
+    if (d < 0 || d > 7) {
+      throw new TarFormatError(`${what}: not an octal number: ${JSON.stringify(field.toString('latin1', i, end))}`);
+    }
+    value = value * 8 + d;
+  }
   if (!Number.isSafeInteger(value)) throw new TarFormatError(`${what}: value too large`);
   return value;
 }
@@ -311,7 +322,7 @@ export async function* readTarEntries(
       }
       return;
     }
-    if (block.every((b) => b === 0)) return; // end-of-archive marker; trailing data is ignored
+    if (block.equals(ZERO_BLOCK)) return; // end-of-archive marker; trailing data is ignored
     if (!checksumMatches(block)) throw new TarFormatError(`header #${index}: checksum mismatch (corrupt or not a tar archive)`);
     index++;
 
