@@ -17,7 +17,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { FerryError, InternalError, InvalidArgumentError, NotFoundError } from '../errors';
-import { compressionOf, openArchiveStream, readTarEntries, TarEntry, TarEntryHeader, TarFormatError } from './tar-reader';
+import { compressionOf, openArchiveStream, readTarEntries, TarEntry, TarEntryHeader, TarFormatError, ZSTD_WINDOW_LOG_MAX } from './tar-reader';
+import { zstdDecompressFileInWorker } from './zstd-file-worker';
 import { WarnLogger } from './warn-logger';
 import { fileTypeName } from './file-type';
 import { fileRandomAccess, RandomAccessIterator } from './random-access';
@@ -54,6 +55,8 @@ const KERNEL_COPY_MIN = 256 * 1024;
 const BACKGROUND_WRITE_MIN = 256 * 1024;
 /** A bulk body's bytes handed to the threadpool and not yet written, at most. */
 const MAX_PENDING_WRITE_BYTES = 4 << 20;
+/** tar+zstd archive files at least this large are decompressed on a worker thread. */
+const ZSTD_WORKER_MIN = 8 << 20;
 /** Kernel copies in flight at once: libuv's default threadpool size (copies run there). */
 const MAX_COPIES_IN_FLIGHT = 4;
 
@@ -156,10 +159,22 @@ class Stager {
       const { size } = await fh.stat();
       const head = Buffer.alloc(4);
       const { bytesRead } = await fh.read(head, 0, head.length, 0);
-      if (compressionOf(head.subarray(0, bytesRead)) === 'none') {
+      const compression = compressionOf(head.subarray(0, bytesRead));
+      if (compression === 'none') {
         // Uncompressed: headers and small files through pread chunks, bulk bodies in the kernel.
         this.source = { fd: fh.fd, size };
         await this.stageEntries(readTarEntries(new RandomAccessIterator(fileRandomAccess(fh, size))));
+        return;
+      }
+      if (compression === 'zstd' && size >= ZSTD_WORKER_MIN) {
+        // Large zstd: decompressed on a worker thread, so that the main thread only parses and
+        // hands writes to the threadpool (below that size a worker's start-up costs more).
+        const zstd = zstdDecompressFileInWorker(fh.fd, ZSTD_WINDOW_LOG_MAX, this.opts.onRead);
+        try {
+          await this.stageEntries(readTarEntries(zstd.stream));
+        } finally {
+          await zstd.close();
+        }
         return;
       }
       const input = fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false });

@@ -400,7 +400,7 @@ export async function* readTarEntries(
  * for decompression (what `zstd -d` and `tar --zstd` accept without --long): bounds the memory a
  * hostile frame header can make the decoder allocate.
  */
-const ZSTD_WINDOW_LOG_MAX = 27;
+export const ZSTD_WINDOW_LOG_MAX = 27;
 
 /** Output buffer of one zstd decompression step: one tar body chunk, one write. */
 const ZSTD_OUTPUT_CHUNK = 1 << 20;
