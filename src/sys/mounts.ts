@@ -4,7 +4,7 @@
 // mount call, everything else is filesystem data (e.g. overlay's lowerdir=...).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MNT_DETACH, MS, mount, umount2 } from './native';
+import { MNT_DETACH, MS, mount, umount2, umount2Async } from './native';
 
 export interface MountSpec { type: string; source: string; target?: string; options: string[] }
 
@@ -67,6 +67,19 @@ export function unmountAll(target: string): void {
   for (let i = 0; i < 64; i++) {
     try {
       umount2(target, MNT_DETACH);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL' || code === 'ENOENT') return;
+      throw err;
+    }
+  }
+}
+
+/** unmountAll, each umount2 on the threadpool: for Delete, where the event loop serves other calls meanwhile. */
+export async function unmountAllAsync(target: string): Promise<void> {
+  for (let i = 0; i < 64; i++) {
+    try {
+      await umount2Async(target, MNT_DETACH);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EINVAL' || code === 'ENOENT') return;
