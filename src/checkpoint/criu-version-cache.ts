@@ -7,7 +7,6 @@
 // changed CRIU is always asked again. Kept in the daemon's memory and, for the next daemons, in
 // one small root-only file per binary under /run/ferry/criu-version (tmpfs: gone at boot). A
 // cache that cannot be read or written is no error: CRIU is then simply asked.
-import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 
@@ -29,8 +28,16 @@ export function binaryIdentity(st: BigIntStats): string {
   return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
 }
 
-function entryFile(dir: string, binary: string): string {
-  return path.join(dir, `${createHash('sha256').update(binary).digest('hex').slice(0, 32)}.json`);
+/** Longest binary path with an entry on disk (its name must fit NAME_MAX); longer ones are asked each time. */
+const MAX_NAMED_PATH = 180;
+
+/**
+ * The entry's file: the path in base64url, a name that is one path component and unique per
+ * path (node:crypto's hash would cost every daemon its load). Undefined for a longer path.
+ */
+function entryFile(dir: string, binary: string): string | undefined {
+  const name = Buffer.from(binary).toString('base64url');
+  return name.length <= MAX_NAMED_PATH ? path.join(dir, `${name}.json`) : undefined;
 }
 
 function isEntry(v: unknown): v is Entry {
@@ -54,8 +61,10 @@ async function readEntryFile(file: string): Promise<unknown> {
 export async function cachedCriuVersion(binary: string, identity: string, dir = DEFAULT_CRIU_VERSION_CACHE_DIR): Promise<string | undefined> {
   const mem = inMemory.get(binary);
   if (mem && mem.identity === identity) return mem.version;
+  const file = entryFile(dir, binary);
+  if (!file) return undefined;
   try {
-    const v = await readEntryFile(entryFile(dir, binary));
+    const v = await readEntryFile(file);
     if (isEntry(v) && v.path === binary && v.identity === identity) {
       inMemory.set(binary, v);
       return v.version;
@@ -70,9 +79,10 @@ export async function cachedCriuVersion(binary: string, identity: string, dir = 
 export async function rememberCriuVersion(binary: string, identity: string, version: string, dir = DEFAULT_CRIU_VERSION_CACHE_DIR): Promise<void> {
   const entry: Entry = { path: binary, identity, version };
   inMemory.set(binary, entry);
+  const file = entryFile(dir, binary);
+  if (!file) return;
   try {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-    const file = entryFile(dir, binary);
     // Written whole, then renamed: a reader sees the old entry or the new one, never half.
     const tmp = `${file}.${process.pid}.tmp`;
     await fsp.writeFile(tmp, JSON.stringify(entry), { mode: 0o600, flag: fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW });
