@@ -87,8 +87,24 @@ export async function rememberCriuVersion(binary: string, identity: string, vers
     const tmp = `${file}.${process.pid}.tmp`;
     await fsp.writeFile(tmp, JSON.stringify(entry), { mode: 0o600, flag: fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW });
     await fsp.rename(tmp, file);
+    await forgetRemovedBinaries(dir);
   } catch {
     /* the next daemon asks CRIU again */
+  }
+}
+
+/**
+ * Drops the entries of binaries that no longer exist (a test's CRIU in a temp dir, an
+ * uninstalled one), so the directory does not grow with every path ever asked. Runs only when
+ * an entry was written, i.e. when CRIU was asked anyway.
+ */
+async function forgetRemovedBinaries(dir: string): Promise<void> {
+  for (const name of await fsp.readdir(dir)) {
+    const m = /^([A-Za-z0-9_-]+)\.json$/.exec(name);
+    const binary = m ? Buffer.from(m[1]!, 'base64url').toString() : undefined;
+    if (binary && path.isAbsolute(binary) && !(await fsp.lstat(binary).then(() => true, () => false))) {
+      await fsp.rm(path.join(dir, name), { force: true });
+    }
   }
 }
 

@@ -103,6 +103,14 @@ echo "Version: ${version}"
     fs.writeFileSync(c.bin, fs.readFileSync(c.bin, 'utf8').replace('4.2.1', '4.3.0'));
     await expect(ensureCriu(c.bin, undefined, cache)).resolves.toEqual({ path: c.bin, version: '4.3.0' });
     expect(c.asked()).toBe(2);
+    // Writing an entry drops those of binaries that are gone.
+    const gone = countingCriu(path.join(tmp, 'gone'), '4.2.1');
+    await ensureCriu(gone.bin, undefined, cache);
+    expect(fs.readdirSync(cache)).toHaveLength(2);
+    fs.rmSync(gone.bin);
+    fs.writeFileSync(c.bin, fs.readFileSync(c.bin, 'utf8').replace('4.3.0', '4.3.1'));
+    await expect(ensureCriu(c.bin, undefined, cache)).resolves.toEqual({ path: c.bin, version: '4.3.1' });
+    expect(fs.readdirSync(cache)).toHaveLength(1);
   });
 
   test('a refused CRIU is not remembered; a damaged or foreign entry is ignored', async () => {
