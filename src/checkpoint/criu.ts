@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { FailedPreconditionError } from '../errors';
 import { reaper } from '../process/reaper';
 import type { TcpSocketUse } from './tcp-sockets';
+import { binaryIdentity, cachedCriuVersion, rememberCriuVersion } from './criu-version-cache';
 
 /**
  * The oldest CRIU ferry accepts: runc 1.1 itself refuses anything older than 3.0.0 for
@@ -80,12 +81,21 @@ export function criuVersionOutput(binary: string): Promise<string> {
   });
 }
 
-/** Finds CRIU and checks its version against MIN_CRIU_VERSION. */
-export async function ensureCriu(criuPath: string, envPath?: string): Promise<CriuInfo> {
+/**
+ * Finds CRIU and checks its version against MIN_CRIU_VERSION. The version `criu --version`
+ * printed is remembered for that very file (criu-version-cache.ts); a changed binary is asked again.
+ */
+export async function ensureCriu(criuPath: string, envPath?: string, cacheDir?: string): Promise<CriuInfo> {
   const binary = await findCriu(criuPath, envPath);
-  const out = await criuVersionOutput(binary);
-  const version = parseCriuVersion(out);
-  if (!version) throw new FailedPreconditionError(`criu at ${binary} printed no version: ${JSON.stringify(out.trim().slice(0, 200))}`);
+  const identity = await fsp.stat(binary, { bigint: true }).then(binaryIdentity, () => undefined);
+  let version = identity ? await cachedCriuVersion(binary, identity, cacheDir) : undefined;
+  if (!version) {
+    const out = await criuVersionOutput(binary);
+    version = parseCriuVersion(out);
+    if (!version) throw new FailedPreconditionError(`criu at ${binary} printed no version: ${JSON.stringify(out.trim().slice(0, 200))}`);
+    // Only a version ferry accepts is remembered: a refusal is asked again next time.
+    if (identity && compareVersions(version, MIN_CRIU_VERSION) >= 0) await rememberCriuVersion(binary, identity, version, cacheDir);
+  }
   if (compareVersions(version, MIN_CRIU_VERSION) < 0) {
     throw new FailedPreconditionError(`criu at ${binary} is version ${version}; ferry needs ${MIN_CRIU_VERSION} or newer`);
   }

@@ -141,13 +141,18 @@ export async function findSavedSpec(imagePath: string): Promise<SpecForRestore |
  * dropped with a warning; the target's own win).
  */
 export async function prepareRestore(r: RestoreRequest): Promise<RestorePlan> {
-  const criu = await ensureCriu(r.options.criuPath);
+  // CRIU's check (a spawn of `criu --version` unless its version is remembered) runs while the
+  // checkpoint is read and checked; nothing is written before it has passed, and when both
+  // fail, CRIU's error is the one reported, as when it ran first.
+  const criuCheck = ensureCriu(r.options.criuPath);
+  criuCheck.catch(() => undefined); // awaited below; not unhandled while the checks run
   // Options.criu_image_path: containerd passes it as the checkpoint for runc's runtime names.
   const source = r.options.criuImagePath || r.checkpoint;
   let staged = false;
   try {
     let imagePath: string;
     if (await isArchiveFile(source)) {
+      await criuCheck; // staging writes into the bundle: not for a restore CRIU refuses
       imagePath = (await stageCheckpointArchive(source, r.bundle, r.log)).dir;
       staged = true;
     } else {
@@ -157,6 +162,7 @@ export async function prepareRestore(r: RestoreRequest): Promise<RestorePlan> {
     // CRIU trusts its images: a truncated pages image sends its restorer into an endless loop.
     // Refuse an incomplete image set here, before anything is linked, mounted or run.
     await assertCriuImagesComplete(imagePath);
+    const criu = await criuCheck;
     if (r.parentCheckpoint) {
       // runc restore has no --parent-path: CRIU follows a `parent` link in the image dir. The
       // content check above refused any link the checkpoint brought; this one is ours.
@@ -178,6 +184,7 @@ export async function prepareRestore(r: RestoreRequest): Promise<RestorePlan> {
     return { imagePath, workPath: criuWorkDir(r.bundle, r.options.criuWorkPath), staged, criu };
   } catch (err) {
     if (staged) await removeStagingDir(r.bundle);
+    await criuCheck; // CRIU missing or too old: that error, not the checkpoint's
     throw err;
   }
 }

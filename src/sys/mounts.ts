@@ -4,7 +4,7 @@
 // mount call, everything else is filesystem data (e.g. overlay's lowerdir=...).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MNT_DETACH, MS, mount, umount2 } from './native';
+import { MNT_DETACH, MS, mount, umount2, umount2Async } from './native';
 
 export interface MountSpec { type: string; source: string; target?: string; options: string[] }
 
@@ -62,14 +62,34 @@ export function mountAll(mounts: MountSpec[], target: string): void {
   }
 }
 
+/** umount2's answer once nothing (more) is mounted on the path, or the path is missing. */
+function nothingMounted(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EINVAL' || code === 'ENOENT';
+}
+
+/** At most this many mounts stacked on one target are unmounted. */
+const MAX_STACKED = 64;
+
 /** Unmounts everything stacked on `target`, lazily; a missing or unmounted path is fine. */
 export function unmountAll(target: string): void {
-  for (let i = 0; i < 64; i++) {
+  for (let i = 0; i < MAX_STACKED; i++) {
     try {
       umount2(target, MNT_DETACH);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EINVAL' || code === 'ENOENT') return;
+      if (nothingMounted(err)) return;
+      throw err;
+    }
+  }
+}
+
+/** unmountAll, each umount2 on the threadpool: for Delete, where the event loop serves other calls meanwhile. */
+export async function unmountAllAsync(target: string): Promise<void> {
+  for (let i = 0; i < MAX_STACKED; i++) {
+    try {
+      await umount2Async(target, MNT_DETACH);
+    } catch (err) {
+      if (nothingMounted(err)) return;
       throw err;
     }
   }

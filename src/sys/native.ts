@@ -54,6 +54,7 @@ interface Addon {
   receiveFd(listenFd: number, timeoutMs: number): Promise<{ fd: number; data: string }>;
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
+  umount2Async(target: string, flags: number): Promise<void>;
   eventfd(): number;
   mkfifo(path: string, mode: number): void;
   watchFd(fd: number, onReadable: (value: bigint) => void): FdWatcher;
@@ -234,6 +235,15 @@ export function mount(source: string, target: string, fstype: string, flags: num
 /** umount2(2): unmounts the rootfs at Delete; MNT_DETACH lets a busy mount go lazily. */
 export function umount2(target: string, flags: number): void {
   native().umount2(target, flags);
+}
+
+/**
+ * umount2(2) on the libuv threadpool, for the rootfs at Delete: the last unmount of an overlay
+ * syncs its dirty upper dir inside the call (~200 ms after a --rw restore), which must not stop
+ * the event loop. Rejects with the errno error (code 'EINVAL' for a path not mounted).
+ */
+export function umount2Async(target: string, flags: number): Promise<void> {
+  return native().umount2Async(target, flags);
 }
 
 /** mount(2) flags (Linux UAPI values, identical on every architecture; checked against the headers in tests). */

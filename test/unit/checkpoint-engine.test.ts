@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { CheckpointOptions as RuncV1CheckpointOptions } from '../../api/gen/containerd/runc/v1/options';
 import { CheckpointOptions as LinuxRuncCheckpointOptions } from '../../api/gen/containerd/linux/runc/runc';
 import { compareVersions, ensureCriu, findCriu, parseCriuVersion } from '../../src/checkpoint/criu';
+import { forgetCriuVersions } from '../../src/checkpoint/criu-version-cache';
 import { criuWorkDir, decodeCheckpointOptions } from '../../src/checkpoint/checkpoint';
 import { checkpointContainer } from '../../src/checkpoint/checkpoint';
 import { checkRestoreCompatibility, prepareRestore, readSavedSpec } from '../../src/checkpoint/restore';
@@ -68,7 +69,71 @@ describe('CRIU lookup and version', () => {
     const old = fakeCriu(path.join(tmp, 'old'), 'Version: 2.12');
     await expect(ensureCriu(old)).rejects.toThrow(`criu at ${old} is version 2.12.0; ferry needs 3.0.0 or newer`);
     const ok = fakeCriu(path.join(tmp, 'new'), 'Version: 4.1.1');
-    await expect(ensureCriu(ok)).resolves.toEqual({ path: ok, version: '4.1.1' });
+    await expect(ensureCriu(ok, undefined, path.join(tmp, 'cache'))).resolves.toEqual({ path: ok, version: '4.1.1' });
+  });
+});
+
+describe('remembered CRIU versions (criu-version-cache.ts)', () => {
+  /** A fake criu that counts how often it was asked. */
+  function countingCriu(dir: string, version: string): { bin: string; asked: () => number } {
+    fs.mkdirSync(dir, { recursive: true });
+    const bin = path.join(dir, 'criu');
+    const count = path.join(dir, 'count');
+    fs.writeFileSync(bin, `#!/bin/sh
+echo x >> ${count}
+echo "Version: ${version}"
+`, { mode: 0o755 });
+    return { bin, asked: () => (fs.existsSync(count) ? fs.readFileSync(count, 'utf8').split('\n').filter(Boolean).length : 0) };
+  }
+  afterEach(() => forgetCriuVersions());
+
+  test('a CRIU is asked once, also by the next daemon, and again once its binary changes', async () => {
+    const cache = path.join(tmp, 'cache');
+    const c = countingCriu(path.join(tmp, 'c'), '4.2.1');
+    await expect(ensureCriu(c.bin, undefined, cache)).resolves.toEqual({ path: c.bin, version: '4.2.1' });
+    await expect(ensureCriu(c.bin, undefined, cache)).resolves.toEqual({ path: c.bin, version: '4.2.1' });
+    expect(c.asked()).toBe(1);
+    expect(fs.statSync(cache).mode & 0o777).toBe(0o700);
+    const [entry] = fs.readdirSync(cache);
+    expect(fs.statSync(path.join(cache, entry!)).mode & 0o777).toBe(0o600);
+    forgetCriuVersions(); // a new daemon: only the file remains
+    await expect(ensureCriu(c.bin, undefined, cache)).resolves.toEqual({ path: c.bin, version: '4.2.1' });
+    expect(c.asked()).toBe(1);
+    // Rewritten in place (same path, maybe the same size): its ctime moved, so it is asked again.
+    fs.writeFileSync(c.bin, fs.readFileSync(c.bin, 'utf8').replace('4.2.1', '4.3.0'));
+    await expect(ensureCriu(c.bin, undefined, cache)).resolves.toEqual({ path: c.bin, version: '4.3.0' });
+    expect(c.asked()).toBe(2);
+    // Writing an entry drops those of binaries that are gone.
+    const gone = countingCriu(path.join(tmp, 'gone'), '4.2.1');
+    await ensureCriu(gone.bin, undefined, cache);
+    expect(fs.readdirSync(cache)).toHaveLength(2);
+    fs.rmSync(gone.bin);
+    fs.writeFileSync(c.bin, fs.readFileSync(c.bin, 'utf8').replace('4.3.0', '4.3.1'));
+    await expect(ensureCriu(c.bin, undefined, cache)).resolves.toEqual({ path: c.bin, version: '4.3.1' });
+    expect(fs.readdirSync(cache)).toHaveLength(1);
+  });
+
+  test('a refused CRIU is not remembered; a damaged or foreign entry is ignored', async () => {
+    const cache = path.join(tmp, 'cache');
+    const old = countingCriu(path.join(tmp, 'old'), '2.12');
+    for (let i = 0; i < 2; i++) await expect(ensureCriu(old.bin, undefined, cache)).rejects.toThrow('is version 2.12.0; ferry needs 3.0.0 or newer');
+    expect(old.asked()).toBe(2);
+    const c = countingCriu(path.join(tmp, 'c'), '4.2.1');
+    await ensureCriu(c.bin, undefined, cache);
+    const file = path.join(cache, fs.readdirSync(cache)[0]!);
+    const entry = JSON.parse(fs.readFileSync(file, 'utf8')) as { identity: string };
+    for (const bad of ['{not json', JSON.stringify({ ...entry, identity: '1:2:3:4:5', version: '9.9.9' }), JSON.stringify({ ...entry, version: 'new' })]) {
+      fs.writeFileSync(file, bad);
+      forgetCriuVersions();
+      await expect(ensureCriu(c.bin, undefined, cache)).resolves.toEqual({ path: c.bin, version: '4.2.1' });
+    }
+    expect(c.asked()).toBe(4);
+    // A link in its place is not followed.
+    fs.rmSync(file);
+    fs.writeFileSync(path.join(tmp, 'elsewhere'), JSON.stringify({ ...entry, version: '9.9.9' }));
+    fs.symlinkSync(path.join(tmp, 'elsewhere'), file);
+    forgetCriuVersions();
+    await expect(ensureCriu(c.bin, undefined, cache)).resolves.toEqual({ path: c.bin, version: '4.2.1' });
   });
 });
 

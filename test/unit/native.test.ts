@@ -9,8 +9,9 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   MNT_DETACH, MS, createFileFrom, dup, eventfd, findPackageRoot, type ErrnoError, getWinsize, isErrnoError, listenUnix, mount,
-  mkfifo, nativeConstants, pipe2, receiveFd, setCloexec, setWinsize, umount2, waitpidNoHang, watchFd,
+  mkfifo, nativeConstants, pipe2, receiveFd, setCloexec, setWinsize, umount2, umount2Async, waitpidNoHang, watchFd,
 } from '../../src/sys/native';
+import { unmountAllAsync } from '../../src/sys/mounts';
 
 const root = path.resolve(__dirname, '../..');
 const O_CLOEXEC = 0o2000000;
@@ -406,6 +407,25 @@ describe('mount and umount2', () => {
     expectErrno(() => mount('/nonexistent-ferry-src', dst, '', MS.BIND, ''), 'ENOENT',
       new RegExp(`^mount /nonexistent-ferry-src -> ${dst}: No such file or directory$`));
     expectErrno(() => umount2(dst, 0), 'EINVAL', new RegExp(`^umount2 ${dst}: Invalid argument$`));
+  });
+
+  test('umount2Async unmounts on the threadpool and rejects with the errno error', async () => {
+    const src = path.join(dir, 'src');
+    const dst = path.join(dir, 'dst');
+    fs.mkdirSync(src);
+    fs.mkdirSync(dst);
+    fs.writeFileSync(path.join(src, 'hello'), 'from src');
+    mount(src, dst, '', MS.BIND, '');
+    mount(src, dst, '', MS.BIND, ''); // stacked twice, as unmountAllAsync must handle
+    await umount2Async(dst, MNT_DETACH);
+    expect(fs.readFileSync(path.join(dst, 'hello'), 'utf8')).toBe('from src'); // the lower one is still there
+    await unmountAllAsync(dst);
+    expect(fs.existsSync(path.join(dst, 'hello'))).toBe(false);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(` ${dst} `);
+    const err = await umount2Async(dst, 0).catch((e: unknown) => e);
+    expect(isErrnoError(err, 'EINVAL')).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`^umount2 ${dst}: Invalid argument$`));
+    await expect(unmountAllAsync(path.join(dir, 'missing'))).resolves.toBeUndefined();
   });
 });
 
