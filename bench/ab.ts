@@ -100,6 +100,8 @@ async function main(): Promise<void> {
     const daemon = r.exec.daemon.length ? summarize(r.exec.daemon) : undefined;
     console.log([a.label, ...cells, daemon ? daemon.median.toFixed(2) : '-', daemon ? daemon.mean.toFixed(2) : '-'].join('\t'));
   }
+  // Every sample, in run order (exec: AB_EXECS per round), for a closer look.
+  if (process.env.AB_JSON) fs.writeFileSync(process.env.AB_JSON, JSON.stringify(Object.fromEntries(results), null, 1));
 }
 
 main().catch((err) => {
