@@ -1,6 +1,5 @@
 // A process exec'd into a running container: `runc exec --detach --process <spec>`; it is
 // re-parented to our subreaper exactly like the init, and reaped the same way.
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -101,15 +100,21 @@ export class ExecProcess extends ShimProcess {
   }
 }
 
-/** Writes `spec` to a new file `<tmpdir>/ferry-process-<random>` (mode 0600) and returns its path. */
+let specFiles = 0;
+
+/**
+ * Writes `spec` to a new file `<tmpdir>/ferry-process-<pid>-<n>-<random>` (mode 0600) and
+ * returns its path. O_EXCL is what makes it safe; the name need only be new (as go-runc's
+ * CreateTemp, not cryptographic: node:crypto would cost every daemon its load at start-up).
+ */
 function createSpecFile(spec: Uint8Array): string {
   for (;;) {
-    const file = path.join(os.tmpdir(), `ferry-process-${randomBytes(8).toString('hex')}`);
+    const file = path.join(os.tmpdir(), `ferry-process-${process.pid}-${++specFiles}-${Math.random().toString(36).slice(2, 10)}`);
     let fd: number;
     try {
       fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue; // 64 random bits taken: draw again
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue; // someone made that name: draw again
       throw err;
     }
     try {
