@@ -1,6 +1,6 @@
 // A process exec'd into a running container: `runc exec --detach --process <spec>`; it is
 // re-parented to our subreaper exactly like the init, and reaped the same way.
-import { promises as fsp } from 'node:fs';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InvalidArgumentError } from '../errors';
@@ -35,11 +35,15 @@ export class ExecProcess extends ShimProcess {
 
   async start(): Promise<void> {
     this.check('start');
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ferry-exec-'));
-    const specPath = path.join(dir, 'process.json');
+    // The spec goes to a fresh file of its own in the temp dir (as go-runc's os.CreateTemp),
+    // created exclusively (never through a planted file or symlink) and removed once runc has
+    // read it; written, read (the pid file) and removed synchronously, microseconds each: through
+    // fs.promises these were ~10 threadpool round trips in series between Start and its answer.
+    const specPath = createSpecFile(this.spec);
+    let specLeft = true;
+    const removeSpec = () => { if (specLeft) { specLeft = false; removeFile(specPath); } };
     const pidFile = this.pidFile;
     try {
-      await fsp.writeFile(specPath, this.spec, { mode: 0o600 });
       this.io = this.makeIO();
       await this.io?.ready; // a logger binary must be ready before the process writes
       const terminal = consoleOf(this.io);
@@ -53,6 +57,7 @@ export class ExecProcess extends ShimProcess {
         });
       } finally {
         this.io?.closeChildEnds();
+        removeSpec(); // runc has read it
       }
       // runc has sent the pty master by now; it waits in the socket's backlog.
       await terminal?.receiveMaster();
@@ -67,7 +72,7 @@ export class ExecProcess extends ShimProcess {
       if (!this.pid) this.releaseWaitersWithoutExit();
       throw err;
     } finally {
-      await fsp.rm(dir, { recursive: true, force: true });
+      removeSpec(); // when something failed before runc ran
     }
   }
 
@@ -90,8 +95,46 @@ export class ExecProcess extends ShimProcess {
     this.check('delete');
     if (this.io && this.status === 'stopped') await this.io.waitCopied(drainMs);
     this.io?.close();
-    await fsp.rm(this.pidFile, { force: true });
+    removeFile(this.pidFile);
     this.markDeletedWithoutExit();
+  }
+}
+
+let specFiles = 0;
+
+/**
+ * Writes `spec` to a new file `<tmpdir>/ferry-process-<pid>-<n>-<random>` (mode 0600) and
+ * returns its path. O_EXCL is what makes it safe; the name need only be new (as go-runc's
+ * CreateTemp, not cryptographic: node:crypto would cost every daemon its load at start-up).
+ */
+function createSpecFile(spec: Uint8Array): string {
+  for (;;) {
+    const file = path.join(os.tmpdir(), `ferry-process-${process.pid}-${++specFiles}-${Math.random().toString(36).slice(2, 10)}`);
+    let fd: number;
+    try {
+      fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue; // someone made that name: draw again
+      throw err;
+    }
+    try {
+      fs.writeSync(fd, spec);
+    } catch (err) {
+      fs.closeSync(fd);
+      removeFile(file);
+      throw err;
+    }
+    fs.closeSync(fd);
+    return file;
+  }
+}
+
+/** unlink, where a file already gone is fine. */
+function removeFile(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }
 

@@ -2,13 +2,14 @@
 // when `runc create`/`runc exec --detach` exit. Node's libuv reaps only the children IT spawned,
 // with waitpid(thatPid), and silently loses their 'exit' event when someone else reaps them
 // first — so this reaper must never call waitpid(-1). On every SIGCHLD (signals coalesce, so
-// one SIGCHLD can stand for many exits) it lists our children, skips the pids spawned through
-// child_process (libuv's), and waitpid(pid, WNOHANG)s the rest.
+// one SIGCHLD can stand for many exits) it lists our children (the main thread's: see
+// listOwnChildren), skips the pids spawned through child_process (libuv's), and
+// waitpid(pid, WNOHANG)s the rest.
 //
 // A container can exit before the shim has even read its pid file: exits of pids nobody has
 // claimed yet are kept (with the time they were seen) and handed over when the pid is claimed.
 import type { ChildProcess } from 'node:child_process';
-import { listChildren } from '../sys/children';
+import { listOwnChildren } from '../sys/children';
 import { waitpidNoHang } from '../sys/native';
 
 export interface Exit {
@@ -67,9 +68,10 @@ export class Reaper {
       }
     }
     this.claims.set(pid, listener);
-    // The process may have exited between its creation and this claim without a SIGCHLD
-    // being processed yet; look once more.
-    this.reap();
+    // The process may have exited between its creation and this claim without its SIGCHLD
+    // being processed yet: look at this pid once more (any other exit has its own SIGCHLD
+    // still to come, or was taken by a scan since).
+    this.reapOne(pid);
   }
 
   /** Whether someone waits for the exit of `pid` (a container's init or exec that runs). */
@@ -85,22 +87,25 @@ export class Reaper {
   private readonly reap = (): void => {
     let pids: number[];
     try {
-      pids = listChildren();
+      pids = listOwnChildren();
     } catch {
       return;
     }
-    for (const pid of pids) {
-      if (this.libuvChildren.has(pid)) continue;
-      let result;
-      try {
-        result = waitpidNoHang(pid);
-      } catch {
-        continue; // ECHILD: raced with libuv or already gone.
-      }
-      if (!result) continue;
-      this.deliver({ pid, status: result.exitStatus, exitedAt: new Date() });
-    }
+    for (const pid of pids) this.reapOne(pid);
   };
+
+  /** waitpid(pid, WNOHANG) unless libuv owns `pid`; delivers its exit if it has exited. */
+  private reapOne(pid: number): void {
+    if (this.libuvChildren.has(pid)) return;
+    let result;
+    try {
+      result = waitpidNoHang(pid);
+    } catch {
+      return; // ECHILD: not our child (yet), raced with libuv, or already gone.
+    }
+    if (!result) return;
+    this.deliver({ pid, status: result.exitStatus, exitedAt: new Date() });
+  }
 
   private deliver(exit: Exit): void {
     const listener = this.claims.get(exit.pid);
