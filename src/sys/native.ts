@@ -57,6 +57,7 @@ interface Addon {
   eventfd(): number;
   mkfifo(path: string, mode: number): void;
   watchFd(fd: number, onReadable: (value: bigint) => void): FdWatcher;
+  mallocTrim(): boolean;
   constants: Record<string, number>;
 }
 
@@ -272,4 +273,13 @@ export function watchFd(fd: number, onReadable: (value: bigint) => void): FdWatc
   checkFd(fd);
   if (typeof onReadable !== 'function') throw new TypeError('watchFd needs a callback');
   return native().watchFd(fd, onReadable);
+}
+
+/**
+ * malloc_trim(0): hands the free pages inside glibc's heaps back to the kernel. free() returns
+ * only the top of the main arena; what Node's and V8's malloc()s freed in the middle of a heap
+ * or in another thread's arena stays resident until this. Returns whether anything was released.
+ */
+export function mallocTrim(): boolean {
+  return native().mallocTrim();
 }
