@@ -101,7 +101,11 @@ for (const b of bundles) {
   const m = /\bimport\(\s*["'](node:)?[a-z_/]+["']\s*\)/.exec(text);
   if (m) throw new Error(`dist/${b.out}: ${m[0]} of a Node module fails under the code-cache loader; import it statically (src/loader/code-cache.ts)`);
 }
-fs.copyFileSync(path.join(root, 'build', 'Release', 'ferry_sys.node'), path.join(dist, 'ferry_sys.node'));
+// Beside, then renamed: running daemons have the old addon mapped, and rewriting that file in
+// place (copyFileSync truncates it) killed them with SIGBUS on their next call into it — seen when
+// a build ran beside an e2e test. A rename leaves their mapping on the old inode.
+fs.copyFileSync(path.join(root, 'build', 'Release', 'ferry_sys.node'), path.join(dist, 'ferry_sys.node.tmp'));
+fs.renameSync(path.join(dist, 'ferry_sys.node.tmp'), path.join(dist, 'ferry_sys.node'));
 
 const producer = path.join(root, 'build', 'produce-cache.js');
 esbuild.buildSync({ ...common, sourcemap: false, entryPoints: ['src/loader/produce-cache.ts'], outfile: producer });

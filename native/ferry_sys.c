@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -649,6 +650,17 @@ static napi_value watch_fd(napi_env env, napi_callback_info info) {
   return handle;
 }
 
+// ---- memory ----
+
+// malloc_trim(0): glibc returns the free pages inside its heaps (every arena, not only the top of
+// the main one as free() does) to the kernel with MADV_DONTNEED. Returns whether any was released.
+static napi_value malloc_trim_(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_get_boolean(env, malloc_trim(0) == 1, &result);
+  return result;
+}
+
 // ---- module ----
 
 // The kernel's values, exported so tests can check the TS side's constants against the headers.
@@ -670,6 +682,7 @@ NAPI_MODULE_INIT() {
     FN("setWinsize", set_winsize), FN("getWinsize", get_winsize),
     FN("listenUnix", listen_unix), FN("receiveFd", receive_fd), FN("createFileFrom", create_file_from),
     FN("mount", mount_), FN("umount2", umount2_), FN("umount2Async", umount2_async), FN("watchFd", watch_fd),
+    FN("mallocTrim", malloc_trim_),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);

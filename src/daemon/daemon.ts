@@ -6,17 +6,18 @@ import * as path from 'node:path';
 import type { ShimFlags } from '../shim-actions/flags';
 import type { DaemonHandoff } from '../shim-actions/start';
 import { EventPublisher } from '../events/publisher';
-import { createLogger } from '../log';
+import { createLogger, type Logger } from '../log';
 import { reaper } from '../process/reaper';
 import { ShimListener } from '../protocol/listener';
 import { TaskService } from '../service/task-service';
 import { taskServices } from '../service/task-rpc';
-import { setChildSubreaper } from '../sys/native';
+import { mallocTrim, setChildSubreaper } from '../sys/native';
 import { CreateTaskRequest } from '../../api/gen/containerd/task/v2/shim';
 import { GroupMembership } from './group-membership';
 import { CLEANED_RECORD, writeCleanedRecord } from '../shim-actions/cleaned-record';
 import { dropAddedEnv } from '../shim-actions/daemon-tuning';
 import { diagnosticsDirFromEnv, installDiagnostics } from './diagnostics';
+import { MemorySettler } from './memory-settler';
 
 export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promise<void> {
   dropAddedEnv();
@@ -60,6 +61,7 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
     process.exit(code);
   };
 
+  const settler = memorySettler(log);
   const service = new TaskService({
     namespace: flags.namespace,
     publisher,
@@ -75,7 +77,7 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
     },
   });
 
-  const services = membership.wrapCreateAndShutdown(taskServices(service, { log, bundleParent: path.dirname(bundle) }), (p) => CreateTaskRequest.decode(p).id);
+  const services = membership.wrapCreateAndShutdown(taskServices(service, { log, bundleParent: path.dirname(bundle), onCall: () => settler.noteActivity() }), (p) => CreateTaskRequest.decode(p).id);
   listener = new ShimListener([...services, membership.service()], {
     log: (level, msg) => log[level](msg),
   });
@@ -98,20 +100,23 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
       log: (msg) => log.info(msg),
     });
   }
-  collectStartupGarbage();
+  settler.start();
   process.on('uncaughtException', (err) => log.error(`uncaught exception: ${err.stack ?? err.message}`));
   process.on('unhandledRejection', (err) => log.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
 }
 
-/** How long after start-up the daemon collects its start-up garbage. */
-const STARTUP_GC_DELAY_MS = 1000;
+/** The first settle: loading leaves garbage (the bundles' source read to compile them, parse data). */
+const FIRST_SETTLE_MS = 1000;
+/** At most one settle per this while calls arrive (src/daemon/memory-settler.ts). */
+const SETTLE_INTERVAL_MS = 2000;
 
-/**
- * Loading leaves garbage V8 would keep until memory pressure (the bundles' source text read to
- * compile them, parse data): one full collection soon after start-up returns ~1 MiB per daemon.
- * `gc` exists when the launcher gave node --expose-gc (shim/containerd-shim-ferry-v2).
- */
-function collectStartupGarbage(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) setTimeout(gc, STARTUP_GC_DELAY_MS).unref();
+/** `gc` exists when the launcher gave node --expose-gc (shim/containerd-shim-ferry-v2). */
+function memorySettler(log: Logger): MemorySettler {
+  return new MemorySettler({
+    gc: (globalThis as { gc?: () => void }).gc,
+    trim: () => { mallocTrim(); },
+    firstDelayMs: FIRST_SETTLE_MS,
+    intervalMs: SETTLE_INTERVAL_MS,
+    onSettled: (ms, gcMs) => log.debug(`memory settled in ${ms.toFixed(1)} ms (gc ${gcMs.toFixed(1)} ms)`),
+  });
 }

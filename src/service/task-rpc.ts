@@ -20,6 +20,8 @@ export interface TaskMethodOptions {
   log?: Logger;
   /** Where bundles live (the parent of the daemon's first bundle); undefined: not checked. */
   bundleParent?: string;
+  /** Told of every call before it runs (the daemon's memory settler counts activity). */
+  onCall?: () => void;
 }
 
 export function taskMethods(s: TaskService, opts: TaskMethodOptions = {}): Record<string, RawHandler> {
@@ -33,6 +35,7 @@ export function taskMethods(s: TaskService, opts: TaskMethodOptions = {}): Recor
       } catch (err) {
         throw new InvalidArgumentError(`${name}: cannot decode the request: ${(err as Error).message}`);
       }
+      opts.onCall?.();
       try {
         await checks[name]?.(request as never);
         const out = await fn(request);

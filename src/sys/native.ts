@@ -59,6 +59,7 @@ interface Addon {
   mkfifo(path: string, mode: number): void;
   watchFd(fd: number, onReadable: (value: bigint) => void): FdWatcher;
   createFileFrom(path: string, mode: number, srcFd: number, offset: number, length: number, methods: number, failFirstCopyWith: number): Promise<FileCopyResult>;
+  mallocTrim(): boolean;
   constants: Record<string, number>;
 }
 
@@ -328,4 +329,13 @@ export function createFileFrom(
   if (methods === 0) throw new RangeError('createFileFrom: no copy method allowed');
   const fail = opts.failFirstCopyWith ? native().constants[opts.failFirstCopyWith] : 0;
   return native().createFileFrom(path, mode, srcFd, offset, length, methods, fail);
+}
+
+/**
+ * malloc_trim(0): hands the free pages inside glibc's heaps back to the kernel. free() returns
+ * only the top of the main arena; what Node's and V8's malloc()s freed in the middle of a heap
+ * or in another thread's arena stays resident until this. Returns whether anything was released.
+ */
+export function mallocTrim(): boolean {
+  return native().mallocTrim();
 }

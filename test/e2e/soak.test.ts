@@ -180,6 +180,7 @@ describe.each(lanes().filter((l) => l.runtime === FERRY_RUNTIME))('soak [$name]'
     let rssAt100 = 0;
     let splitAt100 = rssSplitKiB(daemon);
     let heapAt100 = 0;
+    let spacesAt100: unknown = null;
     let checkpoints = 0;
     const rssSamples: number[] = [];
     const worker = async () => {
@@ -208,7 +209,7 @@ describe.each(lanes().filter((l) => l.runtime === FERRY_RUNTIME))('soak [$name]'
         if (done === 100) {
           rssAt100 = rssKiB(daemon);
           splitAt100 = rssSplitKiB(daemon);
-          heapAt100 = (await daemonReport(diagDir, daemon)).heapUsed;
+          const r100 = await daemonReport(diagDir, daemon); heapAt100 = r100.heapUsed; spacesAt100 = r100.spaces;
         }
       }
     };
@@ -226,7 +227,7 @@ describe.each(lanes().filter((l) => l.runtime === FERRY_RUNTIME))('soak [$name]'
     const left = await settledLeftovers(c!, [group]);
     const figures = {
       lane: lane.name, containers: LONG_CONTAINERS, execs: LONG_EXECS, checkpoints, failures: failures.length,
-      rssKiB: { at100: rssAt100, atEnd: rssAtEnd, growth: rssAtEnd - rssAt100, every100: rssSamples, splitAt100, splitAtEnd },
+      spaces: { at100: spacesAt100, atEnd: report.spaces }, rssKiB: { at100: rssAt100, atEnd: rssAtEnd, growth: rssAtEnd - rssAt100, every100: rssSamples, splitAt100, splitAtEnd },
       heapUsedAfterGc: { at100: heapAt100, atEnd: report.heapUsed, ratio: Number((report.heapUsed / heapAt100).toFixed(3)) },
       fds: { before: fdsBefore, atEnd: fdsAtEnd }, spacesAtEnd: report.spaces,
       seconds: Math.round((Date.now() - t0) / 1000), loadavg: os.loadavg().map((l) => Number(l.toFixed(2))),
