@@ -105,18 +105,15 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
   process.on('unhandledRejection', (err) => log.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
 }
 
-/** The first settle: loading leaves garbage (the bundles' source read to compile them, parse data). */
-const FIRST_SETTLE_MS = 1000;
-/** At most one settle per this while calls arrive (src/daemon/memory-settler.ts). */
-const SETTLE_INTERVAL_MS = 2000;
+/** The daemon's memory settler: src/daemon/memory-settler.ts says why and when. */
+const SETTLE = { firstDelayMs: 1000, trimIntervalMs: 2000, quietMs: 1000, gcIntervalMs: 10_000 };
 
 /** `gc` exists when the launcher gave node --expose-gc (shim/containerd-shim-ferry-v2). */
 function memorySettler(log: Logger): MemorySettler {
   return new MemorySettler({
+    ...SETTLE,
     gc: (globalThis as { gc?: () => void }).gc,
     trim: () => { mallocTrim(); },
-    firstDelayMs: FIRST_SETTLE_MS,
-    intervalMs: SETTLE_INTERVAL_MS,
-    onSettled: (ms, gcMs) => log.debug(`memory settled in ${ms.toFixed(1)} ms (gc ${gcMs.toFixed(1)} ms)`),
+    onSettled: (what, ms) => log.debug(`memory settled (${what}) in ${ms.toFixed(1)} ms`),
   });
 }

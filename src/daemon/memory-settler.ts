@@ -1,75 +1,110 @@
 // Gives memory back after the daemon has worked. Neither V8 nor glibc does it by itself here:
+//   - glibc's free() returns only the top of the main arena to the kernel; pages freed in the
+//     middle of a heap or in another thread's arena stay resident (malloc_trim returns them);
 //   - V8's full collections free objects, but the old space stays committed at its high-water
 //     mark until a later collection finds whole pages empty; a daemon that does little between
-//     calls rarely triggers one;
-//   - glibc's free() returns only the top of the main arena to the kernel; pages freed in the
-//     middle of a heap or in another thread's arena stay resident (malloc_trim returns them).
-// Measured on the long-lived grouped daemon of test/e2e/soak.test.ts (20 containers, 2,000 execs,
-// 50 checkpoints; containerd 1.7, ttrpc): without settling its anonymous memory grew 5.4 MiB from
-// exec #100 to the end, to 26.5 MiB; settling every 2 s while calls arrive, +0.7 / +2.1 / +1.7 MiB
-// to 17.7-18.8 MiB (docs/reliability.md). One daemon with one container, 3 s after start: 10.7 ->
-// 10.3 MiB; 50 containers in one group's daemon: 18.8-20.5 -> 13.3 MiB (docs/benchmarks.md).
+//     calls rarely triggers one.
+// Two steps of different cost, so two rules:
+//   - trim (malloc_trim, ~0.4 ms): at most once per `trimIntervalMs`, and only while calls arrive;
+//   - a full GC (8-33 ms of the event loop measured on an idle machine): only once the daemon has
+//     had no call for `quietMs`, at most once per `gcIntervalMs`. Run during a burst of calls, it
+//     held up the exits the bench times (/tasks/exit p99 3.4 -> 10.1 ms when it ran every 2 s).
+// Once after start-up both run (loading leaves garbage: the bundles' source read to compile them).
+// An idle daemon does nothing.
 //
-// A settle is one full GC plus malloc_trim on the event loop: 7 ms at best, a median of 34-43 ms
-// at load 18 (the debug log says how long each took). It runs once
-// soon after start-up (loading leaves garbage), then at most once per interval and only while
-// calls arrive: an idle daemon does nothing, a busy one settles every `intervalMs`.
+// Measured on the long-lived grouped daemon of test/e2e/soak.test.ts (20 containers, 2,000 execs,
+// 50 checkpoints, 8 at a time: calls never pause, so only the trim runs) and in `make bench`:
+// docs/reliability.md, docs/benchmarks.md.
 
 export interface MemorySettlerOptions {
   /** A full garbage collection (V8's gc(), present under node --expose-gc); absent: trim only. */
   gc?: () => void;
   /** Returns freed malloc memory to the kernel (src/sys/native.ts mallocTrim). */
   trim: () => void;
-  /** The first settle, after start-up. */
+  /** The start-up settle (GC and trim). */
   firstDelayMs: number;
-  /** The shortest time between two settles. */
-  intervalMs: number;
-  /** Told how long each settle took (for the debug log). */
-  onSettled?: (ms: number, gcMs: number) => void;
+  /** The shortest time between two trims while calls arrive. */
+  trimIntervalMs: number;
+  /** How long without a call counts as quiet, for a full GC. */
+  quietMs: number;
+  /** The shortest time between two full GCs. */
+  gcIntervalMs: number;
+  /** Told what ran and how long it took (for the debug log). */
+  onSettled?: (what: 'trim' | 'gc+trim', ms: number) => void;
+  /** The clock (tests). */
+  now?: () => number;
 }
 
 export class MemorySettler {
-  private timer: NodeJS.Timeout | null = null;
+  private trimTimer: NodeJS.Timeout | null = null;
+  private quietTimer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private settles = 0;
+  private lastCall = -Infinity;
+  private lastGc = -Infinity;
+  private readonly now: () => number;
+  readonly counts = { trim: 0, gc: 0 };
 
-  constructor(private readonly o: MemorySettlerOptions) {}
+  constructor(private readonly o: MemorySettlerOptions) {
+    this.now = o.now ?? (() => performance.now());
+  }
 
   /** Schedules the start-up settle. */
   start(): void {
-    this.schedule(this.o.firstDelayMs);
+    this.quietTimer = this.timer(this.o.firstDelayMs, () => {
+      this.quietTimer = null;
+      this.run(true);
+    });
   }
 
-  /** A call arrived: settle within one interval (if none is pending already). */
+  /** A call arrived. */
   noteActivity(): void {
-    if (!this.timer) this.schedule(this.o.intervalMs);
+    if (this.stopped) return;
+    this.lastCall = this.now();
+    if (!this.trimTimer) {
+      this.trimTimer = this.timer(this.o.trimIntervalMs, () => {
+        this.trimTimer = null;
+        this.run(false);
+      });
+    }
+    if (!this.quietTimer) this.quietTimer = this.timer(this.o.quietMs, () => this.quietCheck());
   }
 
-  /** No settle runs after this. */
+  /** Nothing runs after this. */
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    for (const t of [this.trimTimer, this.quietTimer]) if (t) clearTimeout(t);
+    this.trimTimer = this.quietTimer = null;
   }
 
-  /** How many settles ran (for tests). */
-  get count(): number {
-    return this.settles;
+  private quietCheck(): void {
+    this.quietTimer = null;
+    const now = this.now();
+    const quietAt = this.lastCall + this.o.quietMs;
+    const gcDueAt = this.lastGc + this.o.gcIntervalMs;
+    if (now >= quietAt && now >= gcDueAt) {
+      this.run(true);
+      return;
+    }
+    // Look again when both could hold; a call in between moves quietAt on.
+    this.quietTimer = this.timer(Math.max(quietAt, gcDueAt) - now, () => this.quietCheck());
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    // unref: a pending settle never keeps the daemon alive.
-    this.timer = setTimeout(() => this.settle(), ms).unref();
-  }
-
-  private settle(): void {
-    this.timer = null;
-    const t0 = performance.now();
-    this.o.gc?.();
-    const t1 = performance.now();
+  private run(withGc: boolean): void {
+    const t0 = this.now();
+    const gc = withGc ? this.o.gc : undefined;
+    if (gc) {
+      gc();
+      this.lastGc = t0;
+      this.counts.gc++;
+    }
     this.o.trim();
-    this.settles++;
-    this.o.onSettled?.(performance.now() - t0, t1 - t0);
+    this.counts.trim++;
+    this.o.onSettled?.(gc ? 'gc+trim' : 'trim', this.now() - t0);
+  }
+
+  private timer(ms: number, fn: () => void): NodeJS.Timeout | null {
+    if (this.stopped) return null;
+    // unref: a pending settle never keeps the daemon alive.
+    return setTimeout(fn, Math.max(0, ms)).unref();
   }
 }

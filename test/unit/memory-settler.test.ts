@@ -7,56 +7,78 @@ describe('MemorySettler', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  function settler() {
+  function settler(gc = true) {
     const calls: string[] = [];
     const s = new MemorySettler({
-      gc: () => calls.push('gc'), trim: () => calls.push('trim'), firstDelayMs: 1000, intervalMs: 5000,
+      gc: gc ? () => calls.push('gc') : undefined, trim: () => calls.push('trim'),
+      firstDelayMs: 1000, trimIntervalMs: 2000, quietMs: 1000, gcIntervalMs: 10_000,
+      now: () => Date.now(), // jest's fake clock
     });
     return { s, calls };
   }
+  /** Calls every `every` ms for `forMs`. */
+  function busy(s: MemorySettler, forMs: number, every = 100): void {
+    for (let t = 0; t < forMs; t += every) { s.noteActivity(); jest.advanceTimersByTime(every); }
+  }
 
-  test('settles once after start-up: a full GC, then the trim', () => {
+  test('after start-up: one full GC, then the trim; an idle daemon then does nothing', () => {
     const { s, calls } = settler();
     s.start();
     jest.advanceTimersByTime(999);
     expect(calls).toEqual([]);
     jest.advanceTimersByTime(1);
     expect(calls).toEqual(['gc', 'trim']);
-    jest.advanceTimersByTime(60_000);
-    expect(s.count).toBe(1); // idle: nothing more
+    jest.advanceTimersByTime(600_000);
+    expect(calls).toEqual(['gc', 'trim']);
   });
 
-  test('while calls arrive it settles at most once per interval, and once after the last call', () => {
+  test('while calls never pause: a trim per interval and no full GC', () => {
     const { s } = settler();
     s.start();
     jest.advanceTimersByTime(1000);
-    for (let t = 0; t < 20_000; t += 100) { s.noteActivity(); jest.advanceTimersByTime(100); }
-    expect(s.count).toBe(1 + 4); // 20 s of calls: one settle per 5 s
-    s.noteActivity();
-    jest.advanceTimersByTime(5000);
-    expect(s.count).toBe(6);
-    jest.advanceTimersByTime(60_000);
-    expect(s.count).toBe(6);
+    busy(s, 60_000); // a call every 100 ms for a minute
+    expect(s.counts.gc).toBe(1); // the start-up one
+    expect(s.counts.trim).toBe(1 + 30); // one per 2 s
   });
 
-  test('a call during the start-up wait does not add a settle', () => {
+  test('a full GC once the calls pause for quietMs, and at most once per gcIntervalMs', () => {
+    const { s, calls } = settler();
+    s.start();
+    jest.advanceTimersByTime(1000); // start-up GC at t=1 s
+    busy(s, 3000); // until t=4 s
+    jest.advanceTimersByTime(1000); // quiet since 4 s, but the last GC was at 1 s: not yet
+    expect(s.counts.gc).toBe(1);
+    jest.advanceTimersByTime(6000); // t=11 s: quiet and due
+    expect(s.counts.gc).toBe(2);
+    expect(calls.slice(-2)).toEqual(['gc', 'trim']);
+    busy(s, 20_000, 500); // calls every 500 ms: never quiet for 1 s
+    expect(s.counts.gc).toBe(2);
+    jest.advanceTimersByTime(1000);
+    expect(s.counts.gc).toBe(3);
+  });
+
+  test('a call in the quiet wait moves the full GC on', () => {
     const { s } = settler();
     s.start();
+    jest.advanceTimersByTime(11_000);
     s.noteActivity();
-    jest.advanceTimersByTime(1000);
-    expect(s.count).toBe(1);
+    jest.advanceTimersByTime(900);
+    s.noteActivity();
+    jest.advanceTimersByTime(900);
+    expect(s.counts.gc).toBe(1);
+    jest.advanceTimersByTime(100);
+    expect(s.counts.gc).toBe(2);
   });
 
-  test('trims without gc when node runs without --expose-gc; nothing after stop()', () => {
-    const calls: string[] = [];
-    const s = new MemorySettler({ trim: () => calls.push('trim'), firstDelayMs: 10, intervalMs: 10 });
+  test('without --expose-gc it only trims; nothing runs after stop()', () => {
+    const { s, calls } = settler(false);
     s.start();
-    jest.advanceTimersByTime(10);
+    jest.advanceTimersByTime(1000);
     expect(calls).toEqual(['trim']);
     s.noteActivity();
     s.stop();
     s.noteActivity();
-    jest.advanceTimersByTime(1000);
+    jest.advanceTimersByTime(60_000);
     expect(calls).toEqual(['trim']);
   });
 });
