@@ -106,7 +106,7 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
 }
 
 /** The daemon's memory settler: src/daemon/memory-settler.ts says why and when. */
-const SETTLE = { firstDelayMs: 1000, trimIntervalMs: 2000, quietMs: 1000, gcIntervalMs: 10_000 };
+const SETTLE = { firstDelayMs: 1000, trimIntervalMs: 2000, quietMs: 1000, gcIntervalMs: 2000, busyWaitMs: 1000 };
 
 /** `gc` exists when the launcher gave node --expose-gc (shim/containerd-shim-ferry-v2). */
 function memorySettler(log: Logger): MemorySettler {

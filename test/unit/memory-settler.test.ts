@@ -11,7 +11,7 @@ describe('MemorySettler', () => {
     const calls: string[] = [];
     const s = new MemorySettler({
       gc: gc ? () => calls.push('gc') : undefined, trim: () => calls.push('trim'),
-      firstDelayMs: 1000, trimIntervalMs: 2000, quietMs: 1000, gcIntervalMs: 10_000,
+      firstDelayMs: 1000, trimIntervalMs: 2000, quietMs: 1000, gcIntervalMs: 10_000, busyWaitMs: 5000,
       now: () => Date.now(), // jest's fake clock
     });
     return { s, calls };
@@ -32,13 +32,13 @@ describe('MemorySettler', () => {
     expect(calls).toEqual(['gc', 'trim']);
   });
 
-  test('while calls never pause: a trim per interval and no full GC', () => {
+  test('while calls never pause: a trim per interval, a full GC per interval + busy wait', () => {
     const { s } = settler();
     s.start();
     jest.advanceTimersByTime(1000);
     busy(s, 60_000); // a call every 100 ms for a minute
-    expect(s.counts.gc).toBe(1); // the start-up one
-    expect(s.counts.trim).toBe(1 + 30); // one per 2 s
+    expect(s.counts.gc).toBe(1 + 4); // the start-up one, then every 10 + 5 s
+    expect(s.counts.trim).toBe(1 + 30 + 4); // one per 2 s, and one with each GC
   });
 
   test('a full GC once the calls pause for quietMs, and at most once per gcIntervalMs', () => {
@@ -51,9 +51,9 @@ describe('MemorySettler', () => {
     jest.advanceTimersByTime(6000); // t=11 s: quiet and due
     expect(s.counts.gc).toBe(2);
     expect(calls.slice(-2)).toEqual(['gc', 'trim']);
-    busy(s, 20_000, 500); // calls every 500 ms: never quiet for 1 s
-    expect(s.counts.gc).toBe(2);
-    jest.advanceTimersByTime(1000);
+    busy(s, 14_000, 500); // calls every 500 ms, never quiet for 1 s: the GC due at 21 s waits
+    expect(s.counts.gc).toBe(2); // t=25 s
+    busy(s, 1000, 500); // t=26 s: 5 s of waiting for a pause is over
     expect(s.counts.gc).toBe(3);
   });
 
