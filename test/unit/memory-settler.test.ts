@@ -94,8 +94,12 @@ describe('mallocTrim', () => {
     for (let i = 0; i < 4000; i++) keep.push(Buffer.allocUnsafeSlow(16 * 1024).fill(1));
     const pin = Buffer.allocUnsafeSlow(64).fill(1);
     keep = null;
-    gc();
-    await new Promise((r) => setTimeout(r, 200)); // V8 frees backing stores on a helper thread
+    // V8 frees the buffers' backing stores after a GC, on a helper thread: wait until it has.
+    for (let i = 0; i < 100 && process.memoryUsage().arrayBuffers > 16 * 1024 * 1024; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(process.memoryUsage().arrayBuffers).toBeLessThan(16 * 1024 * 1024);
     const freedNotTrimmed = anonKiB();
     expect(mallocTrim()).toBe(true);
     const trimmed = anonKiB();
