@@ -2,7 +2,7 @@
 // Each function is a thin wrapper: arguments are validated and named by src/sys/native.ts, the
 // only module that loads this addon. Failures become Error objects whose .code is the errno name
 // ('EPERM'), .errno the number and .syscall the call, like Node's own system errors.
-// Nothing here blocks the event loop: receiveFd and createFileFrom run on the libuv threadpool (napi_async_work),
+// Nothing here blocks the event loop: receiveFd, createFileFrom and umount2Async run on the libuv threadpool (napi_async_work),
 // watchFd on its own thread that reports through a napi_threadsafe_function.
 #include <errno.h>
 #include <poll.h>
@@ -76,6 +76,27 @@ static char *arg_string(napi_env env, napi_value v) {
 }
 static napi_value num(napi_env env, double d) { napi_value v; napi_create_double(env, d, &v); return v; }
 static napi_value undefined(napi_env env) { napi_value v; napi_get_undefined(env, &v); return v; }
+
+// ---- thread-pool jobs ----
+
+// A calloc'd job, or NULL with an Error pending.
+static void *job_alloc(napi_env env, size_t size) {
+  void *j = calloc(1, size);
+  if (j == NULL) napi_throw_error(env, "ENOMEM", "ferry_sys: out of memory");
+  return j;
+}
+// Queues `job` on libuv's threadpool (execute there, complete on the JS thread, which settles
+// *deferred and deletes *work) and returns its promise.
+static napi_value queue_job(napi_env env, const char *what, napi_async_execute_callback execute,
+                            napi_async_complete_callback complete, void *job, napi_deferred *deferred,
+                            napi_async_work *work) {
+  napi_value promise, name;
+  napi_create_promise(env, deferred, &promise);
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, execute, complete, job, work);
+  napi_queue_async_work(env, *work);
+  return promise;
+}
 
 // ---- processes ----
 
@@ -309,19 +330,16 @@ static void recv_complete(napi_env env, napi_status status, void *p) {
 }
 
 static napi_value receive_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[2], promise, name;
+  napi_value argv[2];
   int32_t listen_fd, timeout_ms;
   args(env, info, 2, argv);
   if (!arg_int(env, argv[0], &listen_fd) || !arg_int(env, argv[1], &timeout_ms)) return NULL;
-  recv_job *j = calloc(1, sizeof *j);
+  recv_job *j = job_alloc(env, sizeof *j);
+  if (j == NULL) return NULL;
   j->listen_fd = listen_fd;
   j->timeout_ms = timeout_ms;
   j->fd = -1;
-  napi_create_promise(env, &j->deferred, &promise);
-  napi_create_string_utf8(env, "ferry:receiveFd", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, recv_execute, recv_complete, j, &j->work);
-  napi_queue_async_work(env, j->work);
-  return promise;
+  return queue_job(env, "ferry:receiveFd", recv_execute, recv_complete, j, &j->deferred, &j->work);
 }
 
 // ---- staging: one new file filled from another file, in the thread pool ----
@@ -444,7 +462,7 @@ static void copy_complete(napi_env env, napi_status status, void *p) {
 }
 
 static napi_value create_file_from(napi_env env, napi_callback_info info) {
-  napi_value argv[7], promise, name;
+  napi_value argv[7];
   int32_t mode, src_fd, methods, fail_first;
   int64_t offset, length;
   args(env, info, 7, argv);
@@ -456,7 +474,8 @@ static napi_value create_file_from(napi_env env, napi_callback_info info) {
   }
   char *path = arg_string(env, argv[0]);
   if (path == NULL) return NULL;
-  copy_job *j = calloc(1, sizeof *j);
+  copy_job *j = job_alloc(env, sizeof *j);
+  if (j == NULL) { free(path); return NULL; }
   j->path = path;
   j->mode = mode;
   j->src_fd = src_fd;
@@ -464,11 +483,7 @@ static napi_value create_file_from(napi_env env, napi_callback_info info) {
   j->length = length;
   j->methods = methods;
   j->fail_first = fail_first;
-  napi_create_promise(env, &j->deferred, &promise);
-  napi_create_string_utf8(env, "ferry:createFileFrom", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, copy_execute, copy_complete, j, &j->work);
-  napi_queue_async_work(env, j->work);
-  return promise;
+  return queue_job(env, "ferry:createFileFrom", copy_execute, copy_complete, j, &j->deferred, &j->work);
 }
 
 // ---- mounts ----
@@ -531,20 +546,17 @@ static void umount_complete(napi_env env, napi_status status, void *p) {
 }
 
 static napi_value umount2_async(napi_env env, napi_callback_info info) {
-  napi_value argv[2], promise, name;
+  napi_value argv[2];
   int32_t flags;
   args(env, info, 2, argv);
   char *target = arg_string(env, argv[0]);
   if (target == NULL) return NULL;
   if (!arg_int(env, argv[1], &flags)) { free(target); return NULL; }
-  umount_job *j = calloc(1, sizeof *j);
+  umount_job *j = job_alloc(env, sizeof *j);
+  if (j == NULL) { free(target); return NULL; }
   j->target = target;
   j->flags = flags;
-  napi_create_promise(env, &j->deferred, &promise);
-  napi_create_string_utf8(env, "ferry:umount2", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, umount_execute, umount_complete, j, &j->work);
-  napi_queue_async_work(env, j->work);
-  return promise;
+  return queue_job(env, "ferry:umount2", umount_execute, umount_complete, j, &j->deferred, &j->work);
 }
 
 // ---- watchFd: a thread reads 8-byte counters (eventfd) and hands them to JS ----
@@ -621,7 +633,8 @@ static napi_value watch_fd(napi_env env, napi_callback_info info) {
   int32_t fd;
   args(env, info, 2, argv);
   if (!arg_int(env, argv[0], &fd)) return NULL;
-  watcher *w = calloc(1, sizeof *w);
+  watcher *w = job_alloc(env, sizeof *w);
+  if (w == NULL) return NULL;
   w->fd = fd;
   w->env = env;
   if ((w->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0) { free(w); THROW_ERRNO("eventfd", "watch fd %d: eventfd", fd); }
