@@ -506,13 +506,20 @@ out:
   return result;
 }
 
-static napi_value umount2_(napi_env env, napi_callback_info info) {
+// umount2's arguments (target, flags): the target malloc'd (free it), or NULL with an error pending.
+static char *umount_args(napi_env env, napi_callback_info info, int32_t *flags) {
   napi_value argv[2];
-  int32_t flags;
   args(env, info, 2, argv);
   char *target = arg_string(env, argv[0]);
   if (target == NULL) return NULL;
-  if (!arg_int(env, argv[1], &flags)) { free(target); return NULL; }
+  if (!arg_int(env, argv[1], flags)) { free(target); return NULL; }
+  return target;
+}
+
+static napi_value umount2_(napi_env env, napi_callback_info info) {
+  int32_t flags;
+  char *target = umount_args(env, info, &flags);
+  if (target == NULL) return NULL;
   int rc = umount2(target, flags);
   napi_value e = rc != 0 ? errno_error(env, errno, "umount2", "umount2 %s", target) : NULL;
   free(target);
@@ -546,12 +553,9 @@ static void umount_complete(napi_env env, napi_status status, void *p) {
 }
 
 static napi_value umount2_async(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   int32_t flags;
-  args(env, info, 2, argv);
-  char *target = arg_string(env, argv[0]);
+  char *target = umount_args(env, info, &flags);
   if (target == NULL) return NULL;
-  if (!arg_int(env, argv[1], &flags)) { free(target); return NULL; }
   umount_job *j = job_alloc(env, sizeof *j);
   if (j == NULL) { free(target); return NULL; }
   j->target = target;

@@ -380,13 +380,18 @@ describe('mount and umount2', () => {
   let dir: string;
   beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-mnt-')); });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  test('bind-mount a directory, see its file, then detach it', () => {
+  /** A source dir holding `hello` and an empty target dir. */
+  function sourceAndTarget(): { src: string; dst: string } {
     const src = path.join(dir, 'src');
     const dst = path.join(dir, 'dst');
     fs.mkdirSync(src);
     fs.mkdirSync(dst);
     fs.writeFileSync(path.join(src, 'hello'), 'from src');
+    return { src, dst };
+  }
+
+  test('bind-mount a directory, see its file, then detach it', () => {
+    const { src, dst } = sourceAndTarget();
     mount(src, dst, '', MS.BIND, '');
     try {
       expect(fs.readFileSync(path.join(dst, 'hello'), 'utf8')).toBe('from src');
@@ -410,11 +415,7 @@ describe('mount and umount2', () => {
   });
 
   test('umount2Async unmounts on the threadpool and rejects with the errno error', async () => {
-    const src = path.join(dir, 'src');
-    const dst = path.join(dir, 'dst');
-    fs.mkdirSync(src);
-    fs.mkdirSync(dst);
-    fs.writeFileSync(path.join(src, 'hello'), 'from src');
+    const { src, dst } = sourceAndTarget();
     mount(src, dst, '', MS.BIND, '');
     mount(src, dst, '', MS.BIND, ''); // stacked twice, as unmountAllAsync must handle
     await umount2Async(dst, MNT_DETACH);
