@@ -23,6 +23,7 @@ import { WarnLogger } from './warn-logger';
 import { fileTypeName } from './file-type';
 import { fileRandomAccess, RandomAccessIterator } from './random-access';
 import { BackgroundWrites } from './background-writes';
+import type { ChunkRetainer } from './chunk-leases';
 import { createFileFrom } from '../sys/native';
 
 export const STAGING_DIR_NAME = 'ctrd-restore';
@@ -141,6 +142,8 @@ class Stager {
   private backgroundWrites = true;
   /** onRead's high-water mark on the random-access path (copies finish out of order). */
   private readUpTo = 0;
+  /** Set while the zstd worker's chunks are staged: their memory is reused once every write of them is done. */
+  private chunks?: ChunkRetainer;
 
   constructor(
     private readonly archive: string,
@@ -172,8 +175,11 @@ class Stager {
         // Large zstd: decompressed on a worker thread, so that the main thread only parses and
         // hands writes to the threadpool (below that size a worker's start-up costs more).
         const zstd = zstdDecompressFileInWorker(fh.fd, ZSTD_WINDOW_LOG_MAX, this.opts.onRead);
+        this.chunks = zstd.chunks;
         try {
-          await this.stageEntries(readTarEntries(zstd.stream));
+          // Small bodies are written synchronously from the reader's slices, before the next
+          // call to the reader; bulk bodies' background writes retain their chunks.
+          await this.stageEntries(readTarEntries(zstd.stream, { onChunkDone: (chunk) => zstd.chunks.readerDone(chunk) }));
         } finally {
           await zstd.close();
         }
@@ -357,7 +363,7 @@ class Stager {
       if (this.backgroundWrites && h.size >= BACKGROUND_WRITE_MIN) {
         // A bulk body (from a decompressor or a stream): its chunks are written in the threadpool
         // while the main thread decompresses and parses on.
-        const writes = new BackgroundWrites(fd, MAX_PENDING_WRITE_BYTES);
+        const writes = new BackgroundWrites(fd, MAX_PENDING_WRITE_BYTES, this.chunks);
         try {
           for await (const chunk of body()) await writes.write(chunk);
           await writes.flush();

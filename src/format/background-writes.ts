@@ -3,6 +3,7 @@
 // copied into the page cache on another core (GNU tar gets the same overlap from running gzip
 // or zstd as a second process).
 import * as fs from 'node:fs';
+import type { ChunkRetainer } from './chunk-leases';
 
 function writeAt(fd: number, buf: Buffer, position: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -20,8 +21,10 @@ function writeAt(fd: number, buf: Buffer, position: number): Promise<void> {
 /**
  * Positional writes to `fd` from its start, one after another in file order but not waited for:
  * at most `maxPendingBytes` in flight (at least one write). The caller must not change a buffer
- * it passed to write() (the tar reader's body chunks are never reused), and must call settle()
- * before it closes the fd, whatever happened: a write landing after close() could hit a reused fd.
+ * it passed to write() until that write is done: with `chunks`, each buffer is retained there
+ * from write() until its write has finished or failed (a decompressor reuses the memory after
+ * that). The caller must call settle() before it closes the fd, whatever happened: a write
+ * landing after close() could hit a reused fd.
  */
 export class BackgroundWrites {
   private readonly pending = new Set<Promise<void>>();
@@ -29,12 +32,23 @@ export class BackgroundWrites {
   private position = 0;
   private error: unknown;
 
-  constructor(private readonly fd: number, private readonly maxPendingBytes: number) {}
+  constructor(
+    private readonly fd: number,
+    private readonly maxPendingBytes: number,
+    private readonly chunks?: ChunkRetainer,
+  ) {}
 
   /** Queues `chunk` after what was queued before; throws an earlier write's failure. */
   async write(chunk: Buffer): Promise<void> {
-    while (this.pending.size > 0 && this.pendingBytes + chunk.length > this.maxPendingBytes) await Promise.race(this.pending);
-    this.throwError();
+    // Held from here: the caller may call its reader again while this waits for room.
+    const release = this.chunks?.retain(chunk);
+    try {
+      while (this.pending.size > 0 && this.pendingBytes + chunk.length > this.maxPendingBytes) await Promise.race(this.pending);
+      this.throwError();
+    } catch (err) {
+      release?.();
+      throw err;
+    }
     const size = chunk.length;
     this.pendingBytes += size;
     const w: Promise<void> = writeAt(this.fd, chunk, this.position)
@@ -42,6 +56,8 @@ export class BackgroundWrites {
       .finally(() => {
         this.pending.delete(w);
         this.pendingBytes -= size;
+        // Only now is the threadpool done with the chunk's memory.
+        release?.();
       });
     this.pending.add(w);
     this.position += size;

@@ -81,6 +81,14 @@ const SKIP_WITHOUT_READING = 256 * 1024;
 export interface TarReadOptions {
   /** Cap for one PAX record set or GNU long name (they are buffered in memory). Default 1 MiB. */
   maxMetadataBytes?: number;
+  /**
+   * Called with each input chunk once the reader holds no part of it: it has handed out the
+   * chunk's last byte and has been called again since (on the entries or on a body), so that a
+   * slice handed out stays valid until the caller's next call and no longer: a caller keeping a
+   * slice beyond that (a write still in flight) must say so to whoever reuses the chunk. Lets a
+   * decompressor reuse its output memory (chunk-leases.ts). Chunks still held at the end are not reported.
+   */
+  onChunkDone?: (chunk: Buffer) => void;
 }
 
 export type ArchiveCompression = 'gzip' | 'zstd' | 'none';
@@ -103,8 +111,21 @@ class ByteSource {
   private ended = false;
   /** Bytes handed out or skipped so far: the stream position of the next byte. */
   position = 0;
+  /** Chunks wholly handed out, reported to onChunkDone at the next call. */
+  private finished: Buffer[] = [];
 
-  constructor(private readonly it: AsyncIterator<Buffer> | SkippableIterator) {}
+  constructor(
+    private readonly it: AsyncIterator<Buffer> | SkippableIterator,
+    private readonly onChunkDone?: (chunk: Buffer) => void,
+  ) {}
+
+  /** A new call: slices handed out before are the caller's now, their chunks are done here. */
+  private reportFinished(): void {
+    if (this.finished.length === 0) return;
+    const done = this.finished;
+    this.finished = [];
+    for (const chunk of done) this.onChunkDone?.(chunk);
+  }
 
   /** Ensures at least n bytes are buffered; false if the input ended first. */
   private async fill(n: number): Promise<boolean> {
@@ -125,6 +146,7 @@ class ByteSource {
 
   /** Exactly n bytes; null on a clean end (nothing left); throws if the input ends midway. */
   async readExact(n: number, what: string): Promise<Buffer | null> {
+    this.reportFinished();
     if (!(await this.fill(n))) {
       if (this.buffered === 0) return null;
       throw new TarFormatError(`truncated archive: ${what} needs ${n} bytes, only ${this.buffered} left`);
@@ -137,12 +159,14 @@ class ByteSource {
 
   /** Between 1 and max bytes (zero-copy slice of a chunk); throws if the input has ended. */
   async readSome(max: number, what: string): Promise<Buffer> {
+    this.reportFinished();
     if (!(await this.fill(1))) throw new TarFormatError(`truncated archive: ${what}`);
     return this.take(max);
   }
 
   /** Discards n bytes without keeping them (without reading them, when the input can skip). */
   async skip(n: number, what: string): Promise<void> {
+    this.reportFinished();
     let left = n;
     while (left > 0 && this.buffered > 0) left -= this.take(left).length;
     if (left >= SKIP_WITHOUT_READING && 'skip' in this.it && this.it.skip(left)) {
@@ -162,6 +186,7 @@ class ByteSource {
     if (this.offset === head.length) {
       this.chunks.shift();
       this.offset = 0;
+      if (this.onChunkDone) this.finished.push(head);
     }
     return out;
   }
@@ -297,7 +322,7 @@ export async function* readTarEntries(
   opts: TarReadOptions = {},
 ): AsyncGenerator<TarEntry> {
   const maxMeta = opts.maxMetadataBytes ?? DEFAULT_MAX_METADATA;
-  const src = new ByteSource(Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input);
+  const src = new ByteSource(Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input, opts.onChunkDone);
   let global: PaxOverrides = {};
   let local: PaxOverrides = {};
   let longName: string | undefined;

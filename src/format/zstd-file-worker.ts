@@ -5,8 +5,13 @@
 // decompresses with the same libzstd (zstd-napi) and window limit as zstdDecompress, and hands
 // over 1 MiB chunks by transferring their memory (no copy). At most WORKER_CHUNKS_AHEAD chunks
 // are handed over and not yet taken: the worker blocks on an Atomics counter beyond that, so
-// memory stays bounded whatever the compression ratio.
-import { Worker } from 'node:worker_threads';
+// memory stays bounded whatever the compression ratio. A chunk's memory comes back to the worker
+// (over a MessagePort it polls with receiveMessageOnPort) once the reader and every write are
+// done with it (chunk-leases.ts), and is decompressed into again: a fresh 1 MiB buffer per step
+// cost 50-70 ms of CPU per 256 MiB. The worker allocates only when none has come back, so the
+// bound above never depends on the main thread handing memory back.
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { ChunkLeases } from './chunk-leases';
 import { TarFormatError } from './tar-reader';
 
 const WORKER_CHUNKS_AHEAD = 4;
@@ -16,11 +21,20 @@ const INPUT_CHUNK = 1 << 20;
 // Plain JavaScript run with `eval`: the bundles stay one file each, and the worker loads only fs
 // and zstd-napi's binding.
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
+const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
 const fs = require('node:fs');
-const { fd, bindingPath, windowLogMax, outputChunk, inputChunk, ahead } = workerData;
+const { fd, bindingPath, windowLogMax, outputChunk, inputChunk, ahead, returned } = workerData;
 // [0]: chunks handed over and not yet taken; [1]: set when the main thread stops the worker.
 const shared = new Int32Array(workerData.counter);
+// Memory of chunks the main thread is done with (each came back transferred: only we hold it).
+const free = [];
+function nextOutput() {
+  for (let m; (m = receiveMessageOnPort(returned)) !== undefined;) {
+    if (m.message instanceof ArrayBuffer && m.message.byteLength === outputChunk) free.push(m.message);
+  }
+  const memory = free.pop();
+  return memory === undefined ? Buffer.allocUnsafe(outputChunk) : Buffer.from(memory);
+}
 function run() {
   const binding = require(bindingPath);
   const dctx = new binding.DCtx();
@@ -28,7 +42,7 @@ function run() {
   const input = Buffer.allocUnsafe(inputChunk);
   let pos = 0;
   let inFrame = false;
-  let dst = Buffer.allocUnsafe(outputChunk);
+  let dst = nextOutput();
   for (;;) {
     const got = fs.readSync(fd, input, 0, input.length, pos);
     if (got === 0) break;
@@ -51,7 +65,7 @@ function run() {
         }
         Atomics.add(shared, 0, 1);
         parentPort.postMessage({ chunk: dst.buffer, length: produced, read: pos }, [dst.buffer]);
-        dst = Buffer.allocUnsafe(outputChunk);
+        dst = nextOutput();
       }
       if (src.length === 0 && (!full || ret === 0)) {
         inFrame = ret !== 0;
@@ -79,6 +93,11 @@ type WorkerMessage =
 export interface ZstdFileDecompression {
   /** The decompressed bytes, in order; errors of the content are TarFormatErrors ("zstd: ..."). */
   stream: AsyncIterable<Buffer>;
+  /**
+   * The stream's chunks' memory goes back to the worker through these: tell them when the
+   * reader is done with a chunk (readTarEntries' onChunkDone), and retain what outlives that.
+   */
+  chunks: ChunkLeases;
   /** Stops the worker (whether or not the stream was read to its end); call it before closing the fd. */
   close(): Promise<void>;
 }
@@ -90,13 +109,16 @@ export interface ZstdFileDecompression {
 export function zstdDecompressFileInWorker(fd: number, windowLogMax: number, onRead?: (bytes: number) => void): ZstdFileDecompression {
   const counter = new SharedArrayBuffer(8);
   const shared = new Int32Array(counter);
+  const { port1: returned, port2: giveBack } = new MessageChannel();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: {
       fd, windowLogMax, counter, bindingPath: require.resolve('zstd-napi/binding'),
-      outputChunk: OUTPUT_CHUNK, inputChunk: INPUT_CHUNK, ahead: WORKER_CHUNKS_AHEAD,
+      outputChunk: OUTPUT_CHUNK, inputChunk: INPUT_CHUNK, ahead: WORKER_CHUNKS_AHEAD, returned,
     },
+    transferList: [returned],
   });
+  const chunks = new ChunkLeases((memory) => giveBack.postMessage(memory, [memory]));
   const queue: WorkerMessage[] = [];
   let wake: (() => void) | undefined;
   const push = (m: WorkerMessage): void => {
@@ -108,6 +130,8 @@ export function zstdDecompressFileInWorker(fd: number, windowLogMax: number, onR
   worker.on('exit', (code) => push({ error: `zstd worker exited (code ${code}) before the end of the archive` }));
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
+    chunks.close();
+    giveBack.close();
     // Wake a worker waiting for the main thread to take chunks, so that it stops at once.
     Atomics.store(shared, 1, 1);
     Atomics.notify(shared, 0);
@@ -122,7 +146,9 @@ export function zstdDecompressFileInWorker(fd: number, windowLogMax: number, onR
         Atomics.sub(shared, 0, 1);
         Atomics.notify(shared, 0);
         onRead?.(m.read);
-        yield Buffer.from(m.chunk, 0, m.length);
+        const chunk = Buffer.from(m.chunk, 0, m.length);
+        chunks.lend(chunk);
+        yield chunk;
       } else if ('formatError' in m) {
         throw new TarFormatError(`zstd: ${m.formatError}`);
       } else if ('error' in m) {
@@ -132,5 +158,5 @@ export function zstdDecompressFileInWorker(fd: number, windowLogMax: number, onR
       }
     }
   }
-  return { stream: stream(), close };
+  return { stream: stream(), chunks, close };
 }
