@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 
-.PHONY: all setup deps native proto build install test test-unit test-e2e soak demo bench bench-quick bench-ab bench-inspect bench-cri bench-export bench-import build/bench/run.js clean
+.PHONY: all setup deps native proto build install test test-unit test-e2e soak demo bench bench-quick bench-ab bench-daemon-ab bench-inspect bench-cri bench-export bench-import build/bench/run.js clean
 
 all: build
 
@@ -93,6 +93,12 @@ bench-inspect: build
 bench-ab: build
 	$(NODE_BIN)/esbuild bench/ab.ts --bundle --platform=node --target=node20 --outfile=build/bench/ab.js --log-level=warning --external:zstd-napi
 	node build/bench/ab.js
+
+# A/B of one new daemon (bench/daemon-ab.ts): its CPU at `ctr run -d`'s return, RSS/PSS/anonymous
+# memory of DAB_N daemons, and restore of an idle container: `make bench-daemon-ab AB=… ` as bench-ab.
+bench-daemon-ab: build
+	$(NODE_BIN)/esbuild bench/daemon-ab.ts --bundle --platform=node --target=node20 --outfile=build/bench/daemon-ab.js --log-level=warning --external:zstd-napi
+	node build/bench/daemon-ab.js
 
 # ferry as a CRI runtime handler vs containerd's runc handler (containerd 2.1 with CRI):
 # pod start, shim memory per pod, CheckpointContainer. Bundled like bench.
