@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { startContainerd, Containerd } from '../helpers/containerd';
 import { FERRY_CLI, runFerry } from '../helpers/ferry-cli';
 import { expectExit, taskRow, uniqueId } from '../helpers/lanes';
-import { listProcs, waitFor } from '../helpers/procfs';
+import { fdsUnder, listProcs, waitFor } from '../helpers/procfs';
 import { startRegistry, type Registry } from '../helpers/registry';
 
 jest.setTimeout(240000);
@@ -309,7 +309,9 @@ describe.each(versions)('checkpoints between containerds %s', (version) => {
       await countAtLeast(b, `${id}-b`, moved + 3);
       // The source's copier ended with its task; its state went with ferry's removal of the source.
       expect(fs.existsSync(path.dirname(log))).toBe(false);
-      const copiers = await waitFor(() => (listProcs().some((p) => p.argv.includes('log-copier') && p.argv.includes(path.dirname(log))) ? undefined : true), 10000, 200);
+      // …and no process holds its FIFOs any more (the copiers, `cat`s reading them, exited).
+      const stdioDir = `${path.join(path.dirname(log), 'stdio')}/`;
+      const copiers = await waitFor(() => (listProcs().some((p) => fdsUnder(p.pid, stdioDir)) ? undefined : true), 10000, 200);
       expect(copiers).toBe(true);
     } finally {
       await runFerry(b, ['rm', `${id}-b`], { env: env() });
