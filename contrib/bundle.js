@@ -91,7 +91,10 @@ const bundles = [
   { entry: 'src/protocol/grpc/grpc-js-bundle.ts', out: 'grpc-js.js', eager: false, flags: shimFlags },
   // shim/ferry runs node without flags (and `node shim/ferry` is how tests run it): a cache made
   // under the shim's flags was rejected on every `ferry` start (~25 ms of CPU compiling instead).
-  { entry: 'src/ferry/main.ts', out: 'ferry.js', eager: false, external: ['zstd-napi'], flags: [] },
+  // Eager: a restore or checkpoint runs much of the bundle, and a 2.2 MB cache of all of it cost
+  // 6-15 ms less CPU per command than the lazy one (whose functions compile at first call);
+  // `ferry --version` pays ~8 ms more (docs/benchmarks.md, Round 4: ferry import/export).
+  { entry: 'src/ferry/main.ts', out: 'ferry.js', eager: true, external: ['zstd-napi'], flags: [] },
 ];
 for (const b of bundles) {
   esbuild.buildSync({ ...common, entryPoints: [b.entry], outfile: path.join('dist', b.out), external: b.external, footer });
