@@ -93,7 +93,7 @@ const bundles = [
   // under the shim's flags was rejected on every `ferry` start (~25 ms of CPU compiling instead).
   // Eager: a restore or checkpoint runs much of the bundle, and a 2.2 MB cache of all of it cost
   // 6-15 ms less CPU per command than the lazy one (whose functions compile at first call);
-  // `ferry --version` pays ~8 ms more (docs/benchmarks.md, Round 4: ferry import/export).
+  // `ferry --version` pays ~20 ms more for reading it (docs/benchmarks.md, Round 4: ferry import/export).
   { entry: 'src/ferry/main.ts', out: 'ferry.js', eager: true, external: ['zstd-napi'], flags: [] },
 ];
 for (const b of bundles) {
