@@ -45,7 +45,8 @@ const fifoDir = (stateDir: string) => path.join(stateDir, 'stdio');
 /** Starts `cat` detached with `reader` as its stdin and `log` as its stdout; resolves once it runs. */
 function startCopier(reader: number, log: number): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(COPIER, [], { detached: true, stdio: [reader, log, 'ignore'] });
+    // cwd /: a copier lives as long as the container and must not keep the user's directory busy.
+    const child = spawn(COPIER, [], { detached: true, cwd: '/', stdio: [reader, log, 'ignore'] });
     child.once('error', (err) => reject(new InternalError(`the log copier (${COPIER}) did not start: ${err.message}`)));
     child.once('spawn', () => { child.unref(); resolve(child); });
   });
