@@ -5,7 +5,8 @@
 // slower. Both engines checkpoint with "leave running", so one container per engine and workload
 // serves every sample (Podman and ferry would otherwise differ by how fast they recreate it).
 //
-// ferry runs against a private containerd 1.7 (test/helpers/containerd.ts) with each runtime it
+// ferry runs as a user runs it: the launcher shim/ferry executed (its sh half), not `node shim/ferry`.
+// It runs against a private containerd 1.7 (test/helpers/containerd.ts) with each runtime it
 // supports (its own shim and containerd's Go shim); Podman 4.3.1 (Debian bookworm) with runc, its
 // storage machine-wide, so its container and image get unique names and are removed afterwards.
 // Podman's containers need `--ulimit nofile=1024:1024 --ulimit nproc=1024:1024` here: its defaults
@@ -111,7 +112,7 @@ class Bench {
 
   async ferryExport(id: string, compression: Compression, file: string): Promise<Sample> {
     fs.rmSync(file, { force: true });
-    const r = await must('ferry checkpoint', run(process.execPath, [FERRY_CLI, '-a', this.c.address, '-n', this.c.namespace, '--json', 'checkpoint', id, '--leave-running', '--compress', compression, '--export', file]));
+    const r = await must('ferry checkpoint', run(FERRY_CLI, ['-a', this.c.address, '-n', this.c.namespace, '--json', 'checkpoint', id, '--leave-running', '--compress', compression, '--export', file]));
     const out = JSON.parse(r.stdout) as { durationMs: number; timings: Record<string, number> };
     return { ms: r.ms, bytes: fs.statSync(file).size, innerMs: out.durationMs, timings: out.timings };
   }

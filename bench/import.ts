@@ -6,7 +6,8 @@
 // of the command, from spawn to exit (the restored process runs when it returns); the container
 // is then removed, untimed. Ratios are ferry / podman: above 1 means ferry is slower.
 //
-// ferry runs against a private containerd 1.7 (test/helpers/containerd.ts), restoring into its
+// ferry runs as a user runs it: the launcher shim/ferry executed (its sh half), not `node shim/ferry`.
+// It runs against a private containerd 1.7 (test/helpers/containerd.ts), restoring into its
 // own shim and into containerd's Go shim; Podman 4.3.1 (bookworm) with runc, machine-wide
 // storage, so its containers and image get unique names and are removed afterwards. Podman's
 // containers need `--ulimit nofile=1024:1024 --ulimit nproc=1024:1024` here and run without a
@@ -77,7 +78,7 @@ class ImportBench {
   }
 
   private ferry(args: string[]): string[] {
-    return [FERRY_CLI, '-a', this.c.address, '-n', this.c.namespace, ...args];
+    return ['-a', this.c.address, '-n', this.c.namespace, ...args];
   }
 
   /** The test image's layer imported into Podman under a name of ours (same files as containerd's). */
@@ -99,7 +100,7 @@ class ImportBench {
     if (r.code !== 0) throw new Error(`ctr run: ${r.stderr}`);
     await this.ready(async () => (await this.c.ctr(['task', 'exec', '--exec-id', `r${Date.now()}`, id, 'cat', '/tmp/ready'])).stdout.includes('ready'), id);
     const file = path.join(this.dir, `ferry-${workload}.${compression === 'zstd' ? 'tar.zst' : 'tar'}`);
-    await timed('ferry checkpoint', process.execPath, this.ferry(['checkpoint', id, '--compress', compression, '--export', file]), this.env);
+    await timed('ferry checkpoint', FERRY_CLI, this.ferry(['checkpoint', id, '--compress', compression, '--export', file]), this.env);
     await this.c.ctr(['containers', 'rm', id]);
     return file;
   }
@@ -117,8 +118,8 @@ class ImportBench {
   }
 
   async ferryImport(engine: Exclude<Engine, 'podman'>, file: string, id: string): Promise<number> {
-    const ms = await timed('ferry restore', process.execPath, this.ferry(['restore', '--import', file, '--name', id, '--runtime', RUNTIME[engine]]), this.env);
-    await timed('ferry rm', process.execPath, this.ferry(['rm', id]), this.env);
+    const ms = await timed('ferry restore', FERRY_CLI, this.ferry(['restore', '--import', file, '--name', id, '--runtime', RUNTIME[engine]]), this.env);
+    await timed('ferry rm', FERRY_CLI, this.ferry(['rm', id]), this.env);
     return ms;
   }
 

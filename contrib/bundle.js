@@ -80,13 +80,21 @@ for (const [outfile, program, name] of [['dist/shim-entry.js', 'shim.js', 'conta
   });
 }
 
+// V8 takes a code cache only in a process with the node flags it was made under: each bundle's
+// cache is made with the flags of the program that loads it (`flags`).
+const shimFlags = launcherNodeFlags();
 const bundles = [
   // start/delete use all of their little code: compile it all into the cache.
-  { entry: 'src/shim-main.ts', out: 'shim.js', eager: true, external: ['zstd-napi'] },
+  { entry: 'src/shim-main.ts', out: 'shim.js', eager: true, external: ['zstd-napi'], flags: shimFlags },
   // grpc-js is its own bundle, loaded on the first gRPC connection (src/protocol/grpc/server.ts).
-  { entry: 'src/daemon/daemon.ts', out: 'shim-daemon.js', eager: process.env.FERRY_DAEMON_CACHE === 'eager', external: ['@grpc/grpc-js', 'zstd-napi'] },
-  { entry: 'src/protocol/grpc/grpc-js-bundle.ts', out: 'grpc-js.js', eager: false },
-  { entry: 'src/ferry/main.ts', out: 'ferry.js', eager: false, external: ['zstd-napi'] },
+  { entry: 'src/daemon/daemon.ts', out: 'shim-daemon.js', eager: process.env.FERRY_DAEMON_CACHE === 'eager', external: ['@grpc/grpc-js', 'zstd-napi'], flags: shimFlags },
+  { entry: 'src/protocol/grpc/grpc-js-bundle.ts', out: 'grpc-js.js', eager: false, flags: shimFlags },
+  // shim/ferry runs node without flags (and `node shim/ferry` is how tests run it): a cache made
+  // under the shim's flags was rejected on every `ferry` start (~25 ms of CPU compiling instead).
+  // Eager: a restore or checkpoint runs much of the bundle, and a 2.2 MB cache of all of it cost
+  // 6-15 ms less CPU per command than the lazy one (whose functions compile at first call);
+  // `ferry --version` pays ~20 ms more for reading it (docs/benchmarks.md, Round 4: ferry import/export).
+  { entry: 'src/ferry/main.ts', out: 'ferry.js', eager: true, external: ['zstd-napi'], flags: [] },
 ];
 for (const b of bundles) {
   esbuild.buildSync({ ...common, entryPoints: [b.entry], outfile: path.join('dist', b.out), external: b.external, footer });
@@ -109,9 +117,8 @@ fs.renameSync(path.join(dist, 'ferry_sys.node.tmp'), path.join(dist, 'ferry_sys.
 
 const producer = path.join(root, 'build', 'produce-cache.js');
 esbuild.buildSync({ ...common, sourcemap: false, entryPoints: ['src/loader/produce-cache.ts'], outfile: producer });
-const flags = launcherNodeFlags();
 for (const b of bundles) {
   const env = { ...process.env };
-  delete env.NODE_OPTIONS; // the launcher unsets it too
-  execFileSync(process.execPath, [...flags, producer, path.join(dist, b.out), b.eager ? 'eager' : 'lazy'], { env, stdio: 'inherit' });
+  delete env.NODE_OPTIONS; // the shim's launcher unsets it; V8 flags in it would change the flag hash
+  execFileSync(process.execPath, [...b.flags, producer, path.join(dist, b.out), b.eager ? 'eager' : 'lazy'], { env, stdio: 'inherit' });
 }

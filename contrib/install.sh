@@ -60,6 +60,8 @@ launcher() {
 }
 # The shim's launcher (sh): its `lib=` and `node=` lines.
 launcher containerd-shim-ferry-v2 "s|^lib=\$|lib='$lib'|; s|^node=node\$|node='$node'|" "^lib='$lib'\$"
-# The command's (a node script): `const lib = '';` and the interpreter line.
-launcher ferry "s|^const lib = '';\$|const lib = '$lib';|; 1s|^#!/usr/bin/env node\$|#!$node|" "^const lib = '$lib';\$"
+# The command's (sh and node in one file, shim/ferry): the sh half's `lib=` and `node=` lines and
+# the JavaScript half's `const lib = '';`.
+launcher ferry "s|^lib=\$|lib='$lib'|; s|^node=node\$|node='$node'|; s|^const lib = '';\$|const lib = '$lib';|" "^lib='$lib'\$"
+grep -q -- "^const lib = '$lib';\$" "$bin/ferry" || { echo "install: shim/ferry has no \`const lib\` line to fill in" >&2; exit 1; }
 echo "installed ferry in $prefix: $bin/{containerd-shim-ferry-v2,ferry}, $lib"

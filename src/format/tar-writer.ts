@@ -12,7 +12,7 @@
 // compressor, a file, containerd's content store) sets the pace and memory stays bounded by a
 // chunk. A body must deliver exactly the size declared in its header; anything else is an error
 // (a file that changed size while being archived would otherwise corrupt every entry after it).
-import { createReadStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from '../errors';
 
@@ -45,7 +45,7 @@ export interface TarWriteHeader {
 }
 
 /** A body: bytes in memory, or a stream of chunks (read once, when the entry is written). */
-export type TarBody = Buffer | AsyncIterable<Buffer> | (() => AsyncIterable<Buffer>);
+export type TarBody = Buffer | AsyncIterable<Buffer> | (() => AsyncIterable<Buffer> | Buffer);
 
 export interface TarWriteEntry extends TarWriteHeader {
   body?: TarBody;
@@ -239,6 +239,7 @@ async function* bodyChunks(body: TarBody | undefined): AsyncGenerator<Buffer> {
   if (body === undefined) return;
   if (Buffer.isBuffer(body)) { if (body.length > 0) yield body; return; }
   const iterable = typeof body === 'function' ? body() : body;
+  if (Buffer.isBuffer(iterable)) { if (iterable.length > 0) yield iterable; return; }
   for await (const chunk of iterable) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
 }
 
@@ -268,6 +269,12 @@ export async function* writeTar(entries: Iterable<TarWriteEntry> | AsyncIterable
 
 /** Chunk size for reading files into an archive (large: the pages of a memory dump). */
 const READ_CHUNK = 1024 * 1024;
+/**
+ * Files up to this size are read in one synchronous call when their turn comes: a CRIU image
+ * directory is mostly small files, and a read stream costs four threadpool round trips each
+ * (open, read, read to EOF, close): ~0.5 ms per file, ~25 ms of an idle container's 0.2 MiB export.
+ */
+const SMALL_FILE = 64 * 1024;
 
 /** A regular file on disk as an entry: size and mode from lstat, body read when written. */
 export async function fileEntry(filePath: string, name: string, overrides: Partial<TarWriteHeader> = {}): Promise<TarWriteEntry> {
@@ -275,7 +282,7 @@ export async function fileEntry(filePath: string, name: string, overrides: Parti
   if (!st.isFile()) throw new TarWriteError(`tar: ${filePath} is not a regular file`);
   return {
     name, type: 'file', size: st.size, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000),
-    body: () => createReadStream(filePath, { highWaterMark: READ_CHUNK }),
+    body: st.size <= SMALL_FILE ? () => readFileSync(filePath) : () => createReadStream(filePath, { highWaterMark: READ_CHUNK }),
     ...overrides,
   };
 }

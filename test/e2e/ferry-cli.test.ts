@@ -2,7 +2,8 @@
 // environment variables), --json, --help on every command, one-line errors and exit status 1,
 // against containerd 1.7 and 2.1. The commands themselves have their own test files.
 import { startContainerd, Containerd } from '../helpers/containerd';
-import { runFerry } from '../helpers/ferry-cli';
+import { spawnSync } from 'node:child_process';
+import { FERRY_CLI, runFerry } from '../helpers/ferry-cli';
 import { startRegistry } from '../helpers/registry';
 
 const versions = (process.env.FERRY_E2E_CONTAINERD ?? '1.7,2.1').split(',').map((s) => s.trim()) as ('1.7' | '2.1')[];
@@ -66,6 +67,19 @@ describe('ferry command without containerd', () => {
     const f = await runFerry(undefined, ['version', '--no-such-flag']);
     expect(f.code).toBe(1);
     expect(f.stderr).toMatch(/^ferry: unknown option '--no-such-flag'/);
+  });
+
+  test('the launcher run as a program drops NODE_EXTRA_CA_CERTS; run by node it is the same command', () => {
+    // Node warns at start-up when the bundle it is told to read is missing: the warning shows
+    // whether the node process saw the variable.
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/ferry-test-ca.pem' };
+    const direct = spawnSync(FERRY_CLI, ['--version'], { env, encoding: 'utf8' });
+    const byNode = spawnSync(process.execPath, [FERRY_CLI, '--version'], { env, encoding: 'utf8' });
+    expect({ code: direct.status, stderr: direct.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(byNode.status).toBe(0);
+    expect(byNode.stderr).toMatch(/Ignoring extra certs from `\/nonexistent\/ferry-test-ca\.pem`/);
+    expect(direct.stdout).toBe(byNode.stdout);
+    expect(direct.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
 

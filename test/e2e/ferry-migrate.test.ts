@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { startContainerd, Containerd } from '../helpers/containerd';
 import { FERRY_CLI, runFerry } from '../helpers/ferry-cli';
 import { expectExit, taskRow, uniqueId } from '../helpers/lanes';
-import { listProcs, waitFor } from '../helpers/procfs';
+import { fdsUnder, listProcs, waitFor } from '../helpers/procfs';
 import { startRegistry, type Registry } from '../helpers/registry';
 
 jest.setTimeout(240000);
@@ -291,6 +291,11 @@ describe.each(versions)('checkpoints between containerds %s', (version) => {
     const r = await runFerry(a, ['--json', 'restore', '--import', file], { env: env() });
     if (r.code !== 0) throw new Error(`restore: ${r.stderr}`);
     const { log } = JSON.parse(r.stdout) as { log: string };
+    // The copiers: a `cat` for stdout and one for stderr, holding the FIFOs' read ends, run from /
+    // (they live as long as the container); `ferry restore` itself has exited.
+    const stdioDir = `${path.join(path.dirname(log), 'stdio')}/`;
+    const cats = listProcs().filter((p) => path.basename(p.argv[0] ?? '') === 'cat' && fdsUnder(p.pid, stdioDir));
+    expect(cats.map((p) => fs.readlinkSync(`/proc/${p.pid}/cwd`))).toEqual(['/', '/']);
     const restoredAt = await readCount(a, id);
     await countAtLeast(a, id, restoredAt + 5);
     // The restored process writes to its pipes; ferry's copier puts that in container.log.
@@ -309,7 +314,8 @@ describe.each(versions)('checkpoints between containerds %s', (version) => {
       await countAtLeast(b, `${id}-b`, moved + 3);
       // The source's copier ended with its task; its state went with ferry's removal of the source.
       expect(fs.existsSync(path.dirname(log))).toBe(false);
-      const copiers = await waitFor(() => (listProcs().some((p) => p.argv.includes('log-copier') && p.argv.includes(path.dirname(log))) ? undefined : true), 10000, 200);
+      // …and no process holds its FIFOs any more (the copiers exited).
+      const copiers = await waitFor(() => (listProcs().some((p) => fdsUnder(p.pid, stdioDir)) ? undefined : true), 10000, 200);
       expect(copiers).toBe(true);
     } finally {
       await runFerry(b, ['rm', `${id}-b`], { env: env() });

@@ -32,6 +32,8 @@ test('the install lays out launchers, bundles with their code caches and the nat
   expect(shim).toMatch(/^node='\/[^']+'$/m);
   const ferry = fs.readFileSync(path.join(prefix, 'bin', 'ferry'), 'utf8');
   expect(ferry).toContain(`const lib = '${lib}';`);
+  expect(ferry).toContain(`lib='${lib}'`);
+  expect(ferry).toMatch(/^node='\/[^']+'$/m);
   expect(ferry).toMatch(/^#!\/\S+\n/);
   for (const [name, text] of [['containerd-shim-ferry-v2', shim], ['ferry', ferry]]) {
     expect(fs.statSync(path.join(prefix, 'bin', name)).mode & 0o111).toBe(0o111);

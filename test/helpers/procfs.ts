@@ -98,3 +98,20 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10000,
     await sleep(intervalMs);
   }
 }
+
+/** True when process `pid` has an open file whose path starts with `prefix` (a deleted one too). */
+export function fdsUnder(pid: number, prefix: string): boolean {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false; // gone, or not ours to read
+  }
+  return fds.some((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(prefix);
+    } catch {
+      return false;
+    }
+  });
+}

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createCompressor, parseCompression } from '../../src/format/compression';
 import { openArchiveStream, readTarEntries, TarEntryHeader } from '../../src/format/tar-reader';
-import { directoryEntries, encodeTarHeader, TarWriteEntry, TarWriteError, writeTar } from '../../src/format/tar-writer';
+import { directoryEntries, encodeTarHeader, fileEntry, TarWriteEntry, TarWriteError, writeTar } from '../../src/format/tar-writer';
 
 let tmp: string;
 beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-tarw-')); });
@@ -175,6 +175,25 @@ test('directoryEntries: the directory first, contents sorted, only regular files
   for await (const e of directoryEntries(dir, 'c')) grown.push(e);
   fs.writeFileSync(path.join(dir, 'a.img'), 'grown');
   await expect(collect(writeTar(grown))).rejects.toThrow(/more than the 1 bytes declared/);
+});
+
+test('fileEntry: small files (read in one piece) and large ones (streamed) carry their bytes and are held to their stat size', async () => {
+  const dir = path.join(tmp, 'sizes');
+  fs.mkdirSync(dir);
+  const small = path.join(dir, 'small.img');
+  const large = path.join(dir, 'large.img');
+  fs.writeFileSync(small, 'small body');
+  const big = Buffer.alloc(3 * 1024 * 1024 + 17, 'x');
+  fs.writeFileSync(large, big);
+  const entries = [await fileEntry(small, 'small.img'), await fileEntry(large, 'large.img')];
+  const { entries: back } = await readBack(await collect(writeTar(entries)));
+  expect(back.find((e) => e.name === 'small.img')!.data!.toString()).toBe('small body');
+  expect(back.find((e) => e.name === 'large.img')!.data!.equals(big)).toBe(true);
+  // Shrunk between stat and read: refused, for either path.
+  fs.writeFileSync(small, 'tiny');
+  await expect(collect(writeTar([entries[0]!]))).rejects.toThrow(/has 4 bytes, 10 declared/);
+  fs.truncateSync(large, 1024);
+  await expect(collect(writeTar([entries[1]!]))).rejects.toThrow(/has 1024 bytes, 3145745 declared/);
 });
 
 test('--compress values', () => {

@@ -5,7 +5,6 @@ import type { CliContext } from '../context';
 import { registerCheckpoint } from './checkpoint';
 import { register as inspect } from './inspect';
 import { register as list } from './list';
-import { registerLogCopier } from './log-copier';
 import { registerMigrate } from './migrate';
 import { registerRestore } from './restore';
 import { registerRm } from './rm';
@@ -23,5 +22,4 @@ export const COMMANDS: RegisterCommand[] = [
   inspect,
   list,
   registerVersion,
-  registerLogCopier,
 ];

@@ -133,10 +133,8 @@ export interface EnsureResult {
   pulled: boolean;
 }
 
-/** The base image: from the store if it is there (never pulled then), else pulled. */
-export async function ensureBaseImage(conn: Connection, ref: BaseImageRef, pull: PullImage | undefined): Promise<EnsureResult> {
-  const local = await findBaseImage(conn, ref);
-  if (local) return { image: local, pulled: false };
+/** The base image pulled, for a restore whose findBaseImage found none in the store (never pulled otherwise). */
+export async function pullBaseImage(conn: Connection, ref: BaseImageRef, pull: PullImage | undefined): Promise<EnsureResult> {
   const describe = [ref.digestedName, ref.name, ref.configDigest && `config ${ref.configDigest}`, ref.digest].filter(Boolean).join(', ');
   const candidates = [ref.digestedName, ref.name].filter((n): n is string => !!n);
   if (candidates.length === 0) {

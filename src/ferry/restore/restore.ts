@@ -15,9 +15,9 @@ import { ArchiveFile } from '../../format/layout';
 import type { WarnLogger } from '../../format/warn-logger';
 import {
   containerdVersion, createContainer, createLease, deleteContainer, deleteLease, findContainer, removeSnapshot,
-  snapshotMounts, specAny, DEFAULT_SNAPSHOTTER, type Connection,
+  specAny, DEFAULT_SNAPSHOTTER, type Connection,
 } from '../containerd';
-import { ensureBaseImage, type PullImage } from './base-image';
+import { findBaseImage, pullBaseImage, type PullImage } from './base-image';
 import { checkpointImageLayer, readLayer } from './checkpoint-image-source';
 import { readCheckpointMetadata, type CheckpointMetadata } from './checkpoint-metadata';
 import { ContainerState, containersDir, gcContainerStates, STATE_DIR_LABEL } from './container-state';
@@ -49,8 +49,6 @@ export interface RestoreOptions {
   log: WarnLogger;
   /** The task's stdio (FIFO paths), e.g. `ferry run` attached; default: FIFOs drained into the container's log by a detached copier. */
   stdio?: { stdin?: string; stdout?: string; stderr?: string };
-  /** The `ferry` script, to start the log copier with (default: this process's). */
-  ferryScript?: string;
   /** Bytes of the source read so far, of `total` (for a progress bar). */
   onProgress?: (read: number, total: number) => void;
   /** Read CRIU's restore statistics (stats-restore) into the result. */
@@ -73,6 +71,10 @@ export interface RestoreResult {
   stats?: RestoreStats;
   /** The file the container's stdout and stderr go to (without o.stdio). */
   log?: string;
+  /** From the first containerd call to the result (ms). */
+  durationMs: number;
+  /** Where the time went (ms): stage (archive or image into the staging directory), check (CRIU images, metadata, name), baseImage (look-up, pull, unpack), prepare (state, stdio, spec), rootfs (snapshot and its layers), container, task (Tasks.Create, and Start on 1.7). */
+  timings: Record<string, number>;
 }
 
 /** containerd's identifier rule (pkg/identifiers): alphanumerics joined by single . _ -, at most 76. */
@@ -165,31 +167,49 @@ async function withCriuLog(err: unknown, workDir: string): Promise<unknown> {
 }
 
 export async function restoreCheckpoint(conn: Connection, o: RestoreOptions): Promise<RestoreResult> {
+  const started = Date.now();
+  const timings: Record<string, number> = {};
+  let lapStart = started;
+  const lap = (phase: string) => { const now = Date.now(); timings[phase] = (timings[phase] ?? 0) + now - lapStart; lapStart = now; };
   const warnings: string[] = [];
   const log = recording(o.log, warnings);
   const runtime = o.runtime ?? FERRY_RUNTIME;
   const snapshotter = o.snapshotter ?? DEFAULT_SNAPSHOTTER;
-  const version = await containerdVersion(conn);
+  // Needed only for the task: asked now, answered while the archive is staged.
+  const versionAsked = containerdVersion(conn);
+  versionAsked.catch(() => undefined);
   const undo = new Rollback();
   const work = path.join(o.stateRoot, 'staging', `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`);
   await fs.promises.mkdir(work, { recursive: true, mode: 0o700 });
   try {
     // 1. The checkpoint itself, checked before containerd is touched.
     const staged = await stage(conn, o, work, log);
-    await checkImages(staged.dir);
-    const meta = await readCheckpointMetadata(staged.dir);
+    lap('stage');
+    const imagesChecked = checkImages(staged.dir);
+    imagesChecked.catch(() => undefined); // weighed below, first
+    const meta = await readCheckpointMetadata(staged.dir).catch(async (err: unknown) => { await imagesChecked; throw err; });
     const id = o.name ?? meta.name;
     checkContainerId(id, o.name ? '--name' : `the checkpoint's container name`);
-    if (await findContainer(conn, id)) {
+    // Read-only look-ups (the name, the base image in the store) travel while the CRIU images are
+    // verified; their answers are weighed in the order the checks have always had.
+    const [imagesOk, named, local] = await Promise.allSettled([imagesChecked, findContainer(conn, id), findBaseImage(conn, meta.baseImage)]);
+    if (imagesOk.status === 'rejected') throw imagesOk.reason;
+    if (named.status === 'rejected') throw named.reason;
+    if (named.value) {
       throw new AlreadyExistsError(`a container named ${id} already exists${o.name ? '' : ' (the checkpoint\'s name; choose another with --name)'}`);
     }
     warnAboutExtras(meta, staged.dir, log);
     const containers = containersDir(o.stateRoot, conn.address, conn.namespace);
-    await gcContainerStates(containers, async (cid) => cid === id || (await findContainer(conn, cid)) !== undefined);
+    const collected = gcContainerStates(containers, async (cid) => cid === id || (await findContainer(conn, cid)) !== undefined);
+    collected.catch(() => undefined);
 
+    lap('check');
     // 2. The base image (pulled only when it is not in the store), unpacked for the snapshotter.
-    const base = await ensureBaseImage(conn, meta.baseImage, o.pull);
+    if (local.status === 'rejected') throw local.reason;
+    const base = local.value ? { image: local.value, pulled: false } : await pullBaseImage(conn, meta.baseImage, o.pull);
     const parent = await ensureUnpacked(conn, snapshotter, base.image);
+    await collected;
+    lap('baseImage');
 
     // 3. Host-side state, spec, root file system, container record — each undone on failure.
     const lease = await createLease(conn, { 'io.ferry.restore': id });
@@ -198,10 +218,10 @@ export async function restoreCheckpoint(conn: Connection, o: RestoreOptions): Pr
     const state = new ContainerState(path.join(containers, id));
     await state.create();
     undo.add(`state directory ${state.dir}`, () => state.remove());
-    // The detached task's stdio, started now so that its start-up overlaps what follows.
-    let copier: (ContainerStdio & { ready: Promise<void> }) | undefined;
+    // The detached task's stdio: FIFOs and the copiers into its log (log-copier.ts).
+    let copier: ContainerStdio | undefined;
     if (!o.stdio) {
-      copier = await startLogCopier(state.dir, o.ferryScript ?? process.argv[1]!);
+      copier = await startLogCopier(state.dir);
       undo.add('log copier', async () => copier!.kill());
     }
     const criuOptions = [...(o.tcpEstablished ? ['tcp-established'] : []), ...(o.fileLocks ? ['file-locks'] : [])];
@@ -214,6 +234,7 @@ export async function restoreCheckpoint(conn: Connection, o: RestoreOptions): Pr
     // network namespace), or a pod's checkpoint could never be restored standalone.
     await fs.promises.writeFile(path.join(staged.dir, ArchiveFile.specDump), JSON.stringify(spec), { mode: 0o600 });
 
+    lap('prepare');
     undo.add(`snapshot ${id}`, () => removeSnapshot(conn, snapshotter, id));
     const { changes, mounts } = await prepareRestoredRootfs(leased, snapshotter, id, parent, staged.dir, {});
     const rootMode = await recordedRootMode(path.join(staged.dir, ArchiveFile.checkpointDir));
@@ -224,31 +245,31 @@ export async function restoreCheckpoint(conn: Connection, o: RestoreOptions): Pr
     // the snapshot has it already.
     await fs.promises.rm(path.join(staged.dir, ArchiveFile.rootfsDiffTar), { force: true });
 
+    lap('rootfs');
     const labels: Record<string, string> = { [STATE_DIR_LABEL]: state.dir, 'io.ferry.restored-from': o.source.kind === 'archive' ? path.resolve(o.source.path) : o.source.ref };
     await createContainer(leased, {
       id, image: base.image.name, labels, runtime: { name: runtime }, spec: specAny(spec), snapshotter, snapshotKey: id,
     });
     undo.add(`container ${id}`, () => deleteContainer(conn, id));
+    lap('container');
 
     // 4. The task, from the CRIU images, through the shim's restore path.
     undo.add(`task ${id}`, () => removeTask(conn, id));
     const workDir = path.join(work, 'criu-work');
     await fs.promises.mkdir(workDir, { mode: 0o700 });
-    const rootfs = await snapshotMounts(conn, snapshotter, id);
     let stdio = o.stdio;
-    if (copier) {
-      await copier.ready;
-      stdio = { stdin: copier.stdin, stdout: copier.stdout, stderr: copier.stderr };
-    }
-    const pid = await createRestoredTask(conn, version, {
-      containerId: id, rootfs, imagePath: path.join(staged.dir, ArchiveFile.checkpointDir), workPath: workDir, ...stdio,
+    if (copier) stdio = { stdin: copier.stdin, stdout: copier.stdout, stderr: copier.stderr };
+    const pid = await createRestoredTask(conn, await versionAsked, {
+      containerId: id, rootfs: mounts, imagePath: path.join(staged.dir, ArchiveFile.checkpointDir), workPath: workDir, ...stdio,
     }).catch(async (err: unknown) => { throw await withCriuLog(err, workDir); });
     copier?.release();
+    lap('task');
     await deleteLease(conn, lease).catch(() => undefined);
     const stats = o.collectStats ? await readRestoreStats(workDir).catch(() => undefined) : undefined;
     return {
       id, engine: meta.engine, checkpointName: meta.name, image: base.image.name, imagePulled: base.pulled,
       checkpointImage: staged.checkpointImage, runtime, pid, rootfs: changes, warnings, ...(stats ? { stats } : {}), ...(copier ? { log: copier.log } : {}),
+      durationMs: Date.now() - started, timings,
     };
   } catch (err) {
     await undo.run(o.log);

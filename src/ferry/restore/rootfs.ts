@@ -5,14 +5,14 @@
 // untrusted: containerd's applier is the one that already applies registry layers safely (no
 // escaping names, links resolved inside the root), so ferry hands it the layer rather than
 // writing into a mounted root file system itself.
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, NotFoundError } from '../../errors';
 import { ArchiveFile, OciMediaType, WHITEOUT_PREFIX } from '../../format/layout';
 import { readCheckpointJson } from '../../format/safe-read';
 import { writeTar } from '../../format/tar-writer';
-import { applyLayer, prepareSnapshot, writeContent, writeContentBytes, type Connection, type Mount } from '../containerd';
+import { applyLayer, prepareSnapshot, writeContentBytes, writeContentStream, type Connection, type Mount } from '../containerd';
 
 export interface RootfsChanges {
   /** Paths removed (from deleted.files). */
@@ -60,17 +60,29 @@ export function diffMediaType(head: Buffer): string {
   return OciMediaType.layer;
 }
 
-async function sha256OfFile(file: string): Promise<{ digest: string; size: number; head: Buffer }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  let head = Buffer.alloc(0);
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
-    const b = chunk as Buffer;
-    if (head.length < 4) head = Buffer.concat([head, b.subarray(0, 4 - head.length)]);
-    hash.update(b);
-    size += b.length;
+/** The first bytes of a file (fewer when it is shorter). */
+async function headOf(file: string, n: number): Promise<Buffer> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const b = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(b, 0, n, 0);
+    return b.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
   }
-  return { digest: `sha256:${hash.digest('hex')}`, size, head };
+}
+
+/** rootfs-diff.tar into the content store, read once (hashed while it is written). */
+async function writeDiff(conn: Connection, diffPath: string, key: string): Promise<{ mediaType: string; digest: string; size: number }> {
+  const mediaType = diffMediaType(await headOf(diffPath, 4));
+  const ref = `ferry-restore-diff-${key}-${randomBytes(6).toString('hex')}`;
+  const { digest, size } = await writeContentStream(conn, fs.createReadStream(diffPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, { ref });
+  return { mediaType, digest, size };
+}
+
+/** The whiteouts of deleted.files into the content store, as a layer. */
+async function writeWhiteouts(conn: Connection, deleted: string[]): Promise<{ digest: string; size: number }> {
+  return writeContentBytes(conn, await whiteoutLayer(deleted));
 }
 
 /**
@@ -91,17 +103,23 @@ export async function prepareRestoredRootfs(conn: Connection, snapshotter: strin
   const diffStat = await fs.promises.lstat(diffPath).catch(() => undefined);
   if (diffStat && !diffStat.isFile()) throw new InvalidArgumentError(`${ArchiveFile.rootfsDiffTar} is not a regular file`);
 
-  const mounts = await prepareSnapshot(conn, snapshotter, key, parent, labels);
+  // The snapshot and the two layers' blobs are independent: they are made side by side (under the
+  // caller's lease); the layers are then applied in order, deletions first.
+  const [prepared, whiteouts, diff] = await Promise.allSettled([
+    prepareSnapshot(conn, snapshotter, key, parent, labels),
+    deleted.length > 0 ? writeWhiteouts(conn, deleted) : undefined,
+    diffStat && diffStat.size > 0 ? writeDiff(conn, diffPath, key) : undefined,
+  ]);
+  for (const r of [prepared, whiteouts, diff]) if (r.status === 'rejected') throw r.reason;
+  const mounts = (prepared as PromiseFulfilledResult<Mount[]>).value;
+  const w = (whiteouts as PromiseFulfilledResult<{ digest: string; size: number } | undefined>).value;
+  const d = (diff as PromiseFulfilledResult<{ mediaType: string; digest: string; size: number } | undefined>).value;
   const changes: RootfsChanges = { deleted: deleted.length, diffBytes: 0 };
-  if (deleted.length > 0) {
-    const layer = await whiteoutLayer(deleted);
-    const d = await writeContentBytes(conn, layer);
-    await applyLayer(conn, { mediaType: OciMediaType.layer, digest: d.digest, size: d.size, annotations: {} }, mounts);
+  if (w) {
+    await applyLayer(conn, { mediaType: OciMediaType.layer, digest: w.digest, size: w.size, annotations: {} }, mounts);
   }
-  if (diffStat && diffStat.size > 0) {
-    const { digest, size, head } = await sha256OfFile(diffPath);
-    const mediaType = diffMediaType(head);
-    await writeContent(conn, fs.createReadStream(diffPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, digest, size);
+  if (d) {
+    const { mediaType, digest, size } = d;
     try {
       await applyLayer(conn, { mediaType, digest, size, annotations: {} }, mounts);
     } catch (err) {
