@@ -169,29 +169,25 @@ typedef struct {
   uv_poll_t poll;
   int pidfd;
   pid_t pid;
+  int exit_status;
+  bool signaled;
   napi_env env;
   napi_ref callback;
   napi_async_context context;
 } exit_watch;
 
-static void exit_watch_closed(uv_handle_t *h) { free(h->data); }
-
-static void exit_watch_ready(uv_poll_t *p, int status, int events) {
-  exit_watch *w = p->data;
-  int st = 0;
-  pid_t r;
-  do r = waitpid(w->pid, &st, WNOHANG); while (r < 0 && errno == EINTR);
-  if (r == 0) return;  // woken before the exit is reapable: wait on
-  uv_poll_stop(p);
-  close(w->pidfd);      // out of epoll now: closed before JS runs, which may count fds
+// The handle is closed: only now may the pidfd go. libuv's close invalidates the fd number in
+// its epoll once more; had the number been reused meanwhile (a container's output pipe opened
+// in between), that would unregister the new fd and its output would never be read.
+static void exit_watch_closed(uv_handle_t *h) {
+  exit_watch *w = h->data;
+  close(w->pidfd);
   napi_env env = w->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value cb, recv, argv[2], result;
-  // r < 0 (ECHILD) would mean someone else reaped it; 255 ends the wait instead of hanging it.
-  bool signaled = r > 0 && WIFSIGNALED(st);
-  argv[0] = num(env, r < 0 ? 255 : signaled ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
-  napi_get_boolean(env, signaled, &argv[1]);
+  argv[0] = num(env, w->exit_status);
+  napi_get_boolean(env, w->signaled, &argv[1]);
   napi_get_reference_value(env, w->callback, &cb);
   napi_get_global(env, &recv);  // napi_make_callback wants an object as `this`
   if (napi_make_callback(env, w->context, recv, cb, 2, argv, &result) == napi_pending_exception) {
@@ -202,7 +198,19 @@ static void exit_watch_ready(uv_poll_t *p, int status, int events) {
   napi_close_handle_scope(env, scope);
   napi_delete_reference(env, w->callback);
   napi_async_destroy(env, w->context);
-  uv_close((uv_handle_t *)p, exit_watch_closed);
+  free(w);
+}
+
+static void exit_watch_ready(uv_poll_t *p, int status, int events) {
+  exit_watch *w = p->data;
+  int st = 0;
+  pid_t r;
+  do r = waitpid(w->pid, &st, WNOHANG); while (r < 0 && errno == EINTR);
+  if (r == 0) return;  // woken before the exit is reapable: wait on
+  // r < 0 (ECHILD) would mean someone else reaped it; 255 ends the wait instead of hanging it.
+  w->signaled = r > 0 && WIFSIGNALED(st);
+  w->exit_status = r < 0 ? 255 : w->signaled ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+  uv_close((uv_handle_t *)p, exit_watch_closed);  // onExit is called from the close callback
 }
 
 // Starts watching `pid` (our unreaped child: its pid cannot be reused meanwhile); 0 or an errno.
