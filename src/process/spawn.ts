@@ -7,13 +7,13 @@
 // need a SIGCHLD listener in every process that runs runc, and a jest test's `process` cannot
 // listen for signals.) Output comes through real pipes read by epoll (net.Socket), never by fs
 // streams (NOTES.md §3).
-import * as net from 'node:net';
-import * as os from 'node:os';
-import { reaper } from './reaper';
-import { pidfdSupported, pipe2, spawnProcess } from '../sys/native';
 import { spawn } from 'node:child_process';
-import { closeAfterFlush, pipeReader, pipeWriter } from '../io/fifo';
 import * as fs from 'node:fs';
+import type * as net from 'node:net';
+import * as os from 'node:os';
+import { closeAfterFlush, pipeReader, pipeWriter } from '../io/fifo';
+import { pidfdSupported, pipe2, spawnProcess } from '../sys/native';
+import { reaper } from './reaper';
 
 /** What the child gets as one of fds 0, 1, 2: an fd of ours (dup'd), /dev/null, or a new pipe. */
 export type SpawnStdio = number | 'ignore' | 'pipe';
