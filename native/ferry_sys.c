@@ -2,11 +2,14 @@
 // Each function is a thin wrapper: arguments are validated and named by src/sys/native.ts, the
 // only module that loads this addon. Failures become Error objects whose .code is the errno name
 // ('EPERM'), .errno the number and .syscall the call, like Node's own system errors.
-// Nothing here blocks the event loop: receiveFd, createFileFrom and umount2Async run on the libuv threadpool (napi_async_work),
+// spawnProcess starts a child with posix_spawnp (clone(CLONE_VM|CLONE_VFORK) in glibc: no copy of
+// the daemon's page tables, unlike fork). Nothing here blocks the event loop: receiveFd, createFileFrom and umount2Async run on the libuv threadpool (napi_async_work),
 // watchFd on its own thread that reports through a napi_threadsafe_function.
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,8 +28,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <node_api.h>
+#include <uv.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 // ---- errors and arguments ----
 
@@ -124,6 +133,204 @@ static napi_value waitpid_nohang(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, result, "exitStatus", num(env, signaled ? 128 + WTERMSIG(status) : WEXITSTATUS(status)));
   napi_get_boolean(env, signaled, &sig);
   napi_set_named_property(env, result, "signaled", sig);
+  return result;
+}
+
+// Returns a malloc'd NULL-terminated copy of a JS array of strings (free_strings it), or NULL
+// with a TypeError pending.
+static void free_strings(char **v) {
+  if (v == NULL) return;
+  for (char **p = v; *p != NULL; p++) free(*p);
+  free(v);
+}
+static char **arg_strings(napi_env env, napi_value v) {
+  uint32_t n;
+  if (napi_get_array_length(env, v, &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "ferry_sys: expected an array of strings");
+    return NULL;
+  }
+  char **out = calloc((size_t)n + 1, sizeof *out);
+  if (out == NULL) { napi_throw_error(env, "ENOMEM", "ferry_sys: out of memory"); return NULL; }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    napi_get_element(env, v, i, &e);
+    if ((out[i] = arg_string(env, e)) == NULL) { free_strings(out); return NULL; }
+  }
+  return out;
+}
+
+
+// The exit of a child spawnProcess started: its pidfd (readable once the child has exited) in
+// libuv's own epoll through a uv_poll handle, so no thread waits and no SIGCHLD listener is
+// needed (a jest test's `process` cannot listen for signals); the handle keeps the event loop
+// alive until the exit, as child_process's does. On readable: waitpid(pid, WNOHANG), then
+// onExit(exitStatus, signaled) with containerd's 128+signal convention.
+typedef struct {
+  uv_poll_t poll;
+  int pidfd;
+  pid_t pid;
+  int exit_status;
+  bool signaled;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+} exit_watch;
+
+// The handle is closed: only now may the pidfd go. libuv's close invalidates the fd number in
+// its epoll once more; had the number been reused meanwhile (a container's output pipe opened
+// in between), that would unregister the new fd and its output would never be read.
+static void exit_watch_closed(uv_handle_t *h) {
+  exit_watch *w = h->data;
+  close(w->pidfd);
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value cb, recv, argv[2], result;
+  argv[0] = num(env, w->exit_status);
+  napi_get_boolean(env, w->signaled, &argv[1]);
+  napi_get_reference_value(env, w->callback, &cb);
+  napi_get_global(env, &recv);  // napi_make_callback wants an object as `this`
+  if (napi_make_callback(env, w->context, recv, cb, 2, argv, &result) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
+  napi_delete_reference(env, w->callback);
+  napi_async_destroy(env, w->context);
+  free(w);
+}
+
+static void exit_watch_ready(uv_poll_t *p, int status, int events) {
+  exit_watch *w = p->data;
+  int st = 0;
+  pid_t r;
+  do r = waitpid(w->pid, &st, WNOHANG); while (r < 0 && errno == EINTR);
+  if (r == 0) return;  // woken before the exit is reapable: wait on
+  // r < 0 (ECHILD) would mean someone else reaped it; 255 ends the wait instead of hanging it.
+  w->signaled = r > 0 && WIFSIGNALED(st);
+  w->exit_status = r < 0 ? 255 : w->signaled ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+  uv_close((uv_handle_t *)p, exit_watch_closed);  // onExit is called from the close callback
+}
+
+// Starts watching `pid` (our unreaped child: its pid cannot be reused meanwhile); 0 or an errno.
+static int watch_exit(napi_env env, pid_t pid, napi_value callback, const char **failed) {
+  exit_watch *w = calloc(1, sizeof *w);
+  if (w == NULL) { *failed = "calloc"; return ENOMEM; }
+  w->pid = pid;
+  w->env = env;
+  *failed = "pidfd_open";
+  if ((w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0) { int err = errno; free(w); return err; }
+  uv_loop_t *loop;
+  napi_value name;
+  napi_get_uv_event_loop(env, &loop);
+  *failed = "uv_poll_init";
+  int rc = uv_poll_init(loop, &w->poll, w->pidfd);
+  if (rc != 0) { close(w->pidfd); free(w); return -rc; }
+  w->poll.data = w;
+  napi_create_reference(env, callback, 1, &w->callback);
+  napi_create_string_utf8(env, "ferry:childExit", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &w->context);
+  uv_poll_start(&w->poll, UV_READABLE, exit_watch_ready);
+  return 0;
+}
+
+// pidfdSupported() -> whether this kernel has pidfd_open (Linux 5.3+), which spawnProcess needs.
+static napi_value pidfd_supported(napi_env env, napi_callback_info info) {
+  int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (fd >= 0) close(fd);
+  napi_value result;
+  napi_get_boolean(env, fd >= 0, &result);
+  return result;
+}
+
+// spawnProcess(file, argv, envp, cwd, [fd0, fd1, fd2], onExit) -> pid. A negative fd means /dev/null.
+// posix_spawnp: glibc clones with CLONE_VM|CLONE_VFORK, so the parent's page tables are not
+// copied (a fork of the ~50 MB daemon costs 2-7 ms per runc call); the parent waits only until
+// the child has exec'd, and an exec failure comes back as the return value (ENOENT, EACCES).
+// The child gets, as libuv's children do: default dispositions for every signal (Node ignores
+// SIGPIPE), an empty signal mask, the given fds as 0/1/2, and no other fd (closefrom 3, on top
+// of every fd of Node and of this addon being close-on-exec). The umask is the caller's: the
+// clone copies it at the call. onExit(exitStatus, signaled) is called once it has exited and
+// been reaped (watch_exit).
+static napi_value spawn_process(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  args(env, info, 6, argv);
+  napi_valuetype cb_type;
+  napi_typeof(env, argv[5], &cb_type);
+  if (cb_type != napi_function) { napi_throw_type_error(env, NULL, "ferry_sys: spawnProcess needs an exit callback"); return NULL; }
+  int32_t fds[3];
+  for (uint32_t i = 0; i < 3; i++) {
+    napi_value e;
+    if (napi_get_element(env, argv[4], i, &e) != napi_ok || !arg_int(env, e, &fds[i])) return NULL;
+  }
+  char *file = arg_string(env, argv[0]);
+  char **child_argv = file ? arg_strings(env, argv[1]) : NULL;
+  char **child_envp = child_argv ? arg_strings(env, argv[2]) : NULL;
+  char *cwd = child_envp ? arg_string(env, argv[3]) : NULL;
+  napi_value result = NULL;
+  if (cwd == NULL) goto out_strings;
+
+  // A source fd below 3 could be overwritten by an earlier dup2 of the file actions: use a copy
+  // above 2 (closed again after the spawn).
+  int copies[3] = { -1, -1, -1 };
+  int err = 0;
+  const char *syscall = "posix_spawnp";
+  for (int i = 0; i < 3 && err == 0; i++) {
+    if (fds[i] >= 0 && fds[i] < 3) {
+      if ((copies[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0) { err = errno; syscall = "fcntl"; }
+      else fds[i] = copies[i];
+    }
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  if (err == 0) {
+    for (int i = 0; i < 3 && err == 0; i++) {
+      err = fds[i] >= 0 ? posix_spawn_file_actions_adddup2(&actions, fds[i], i)
+                        : posix_spawn_file_actions_addopen(&actions, i, "/dev/null", O_RDWR, 0);
+    }
+    if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    if (err == 0 && *cwd) err = posix_spawn_file_actions_addchdir_np(&actions, cwd);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    // glibc's sigfillset leaves out its two internal signals (32 SIGCANCEL, 33 SIGSETXID), and
+    // posix_spawn then sets them to SIG_IGN in the child, which an exec keeps: runc (Go does
+    // not install handlers for them) and the container's processes would start with both
+    // ignored. A child of libuv's or of the Go shim's has them at the default: ask for that
+    // (the bits of sigset_t's first word; sigaddset refuses these two).
+    all.__val[0] |= (1UL << (32 - 1)) | (1UL << (33 - 1));
+    if (err == 0) err = posix_spawnattr_setsigmask(&attr, &none);
+    if (err == 0) err = posix_spawnattr_setsigdefault(&attr, &all);
+    if (err == 0) err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (err != 0) syscall = "posix_spawn_file_actions";
+  }
+  pid_t pid = -1;
+  if (err == 0) err = posix_spawnp(&pid, file, &actions, &attr, child_argv, child_envp);
+  if (err == 0 && (err = watch_exit(env, pid, argv[5], &syscall)) != 0) {
+    // No way to learn of its exit: end it now rather than leave it unreaped.
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  for (int i = 0; i < 3; i++) if (copies[i] >= 0) close(copies[i]);
+  if (err != 0) {
+    napi_value e = errno_error(env, err, syscall, "spawn %s", file);
+    napi_value path;
+    napi_create_string_utf8(env, file, NAPI_AUTO_LENGTH, &path);
+    napi_set_named_property(env, e, "path", path);
+    napi_throw(env, e);
+  } else {
+    result = num(env, pid);
+  }
+out_strings:
+  free(cwd);
+  free_strings(child_envp);
+  free_strings(child_argv);
+  free(file);
   return result;
 }
 
@@ -693,7 +900,7 @@ static const struct { const char *name; double value; } constants[] = {
 NAPI_MODULE_INIT() {
   const napi_property_descriptor fns[] = {
 #define FN(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL }
-    FN("setChildSubreaper", set_child_subreaper), FN("waitpidNoHang", waitpid_nohang),
+    FN("setChildSubreaper", set_child_subreaper), FN("waitpidNoHang", waitpid_nohang), FN("spawnProcess", spawn_process), FN("pidfdSupported", pidfd_supported),
     FN("detachSession", detach_session),
     FN("pipe2", pipe2_), FN("dup", dup_), FN("setCloexec", set_cloexec), FN("eventfd", eventfd_), FN("mkfifo", mkfifo_),
     FN("setWinsize", set_winsize), FN("getWinsize", get_winsize),

@@ -3,8 +3,8 @@
 // with waitpid(thatPid), and silently loses their 'exit' event when someone else reaps them
 // first — so this reaper must never call waitpid(-1). On every SIGCHLD (signals coalesce, so
 // one SIGCHLD can stand for many exits) it lists our children (the main thread's: see
-// listOwnChildren), skips the pids spawned through child_process (libuv's), and
-// waitpid(pid, WNOHANG)s the rest.
+// listOwnChildren), skips the pids spawned through child_process (libuv's) or spawnChild
+// (reaped through their pidfd, src/process/spawn.ts), and waitpid(pid, WNOHANG)s the rest.
 //
 // A container can exit before the shim has even read its pid file: exits of pids nobody has
 // claimed yet are kept (with the time they were seen) and handed over when the pid is claimed.
@@ -26,7 +26,8 @@ const UNCLAIMED_TTL_MS = 5 * 60_000;
 const MAX_UNCLAIMED = 4096;
 
 export class Reaper {
-  private readonly libuvChildren = new Set<number>();
+  /** Children someone else reaps by pid: libuv (child_process) or spawnChild's pidfd watch. */
+  private readonly reapedElsewhere = new Set<number>();
   private readonly claims = new Map<number, ExitListener>();
   private readonly unclaimed = new Map<number, Exit>();
   private started = false;
@@ -49,8 +50,18 @@ export class Reaper {
   trackLibuvChild(child: ChildProcess): void {
     const pid = child.pid;
     if (pid === undefined) return;
-    this.libuvChildren.add(pid);
-    child.once('exit', () => this.libuvChildren.delete(pid));
+    this.reapedElsewhere.add(pid);
+    child.once('exit', () => this.reapedElsewhere.delete(pid));
+  }
+
+  /**
+   * Leaves `pid` to whoever started it and reaps it (spawnChild's pidfd watch, src/process/spawn.ts)
+   * until the returned function is called, right after that owner has reaped it. Call it in the
+   * tick the child was spawned in: no SIGCHLD scan runs in between.
+   */
+  leaveToOwner(pid: number): () => void {
+    this.reapedElsewhere.add(pid);
+    return () => { this.reapedElsewhere.delete(pid); };
   }
 
   /**
@@ -94,9 +105,9 @@ export class Reaper {
     for (const pid of pids) this.reapOne(pid);
   };
 
-  /** waitpid(pid, WNOHANG) unless libuv owns `pid`; delivers its exit if it has exited. */
+  /** waitpid(pid, WNOHANG) unless libuv (or another owner) reaps `pid`; delivers its exit if it has exited. */
   private reapOne(pid: number): void {
-    if (this.libuvChildren.has(pid)) return;
+    if (this.reapedElsewhere.has(pid)) return;
     let result;
     try {
       result = waitpidNoHang(pid);

@@ -1,15 +1,16 @@
 // A thin, typed wrapper around the runc command line: one method per runc command ferry uses.
-// Every runc child is registered with the reaper so the reaper leaves it to libuv (see
-// src/process/reaper.ts). runc is always run with `--log <bundle>/log.json --log-format json`
+// Every runc child is started without fork (posix_spawnp, src/process/spawn.ts) and reaped by
+// the daemon's reaper through a claim on its pid (src/process/reaper.ts). runc is always run with `--log <bundle>/log.json --log-format json`
 // so that a failure can be reported with runc's own message, as containerd-shim-runc-v2 does.
 // Arguments come in go-runc's order and forms, and every command runs with the bundle as its
 // working directory (as the Go shim's runc does): wrappers named by Options.BinaryName may read
 // `config.json` and the pid file from there.
-import { spawn, type StdioOptions } from 'node:child_process';
+import type { StdioOptions } from 'node:child_process';
 import { promises as fsp, statSync } from 'node:fs';
 import * as os from 'node:os';
-import { reaper } from '../process/reaper';
+import { endInput, spawnChild, type SpawnStdio } from '../process/spawn';
 import { processTree } from '../sys/children';
+import { isErrnoError } from '../sys/native';
 import { RuntimeError } from './runtime-error';
 
 export interface RuncConfig {
@@ -91,27 +92,30 @@ export interface RunResult { stdout: string; stderr: string }
 export const PRIVATE_UMASK = 0o077;
 
 /**
- * Spawns with the process umask set to `umask` for the fork only. spawn() forks synchronously,
- * so no other JavaScript runs meanwhile; a file a threadpool thread happens to create in that
- * instant is made more private, never less.
+ * The three stdio slots Runc.run hands runc: an fd (the container's pipe end), 'ignore'
+ * (/dev/null) or 'pipe' (captured). The callers' ProcessIO gives only these forms.
  */
-function spawnWithUmask<T>(umask: number | undefined, spawnIt: () => T): T {
-  if (umask === undefined) return spawnIt();
-  const previous = process.umask(umask);
-  try {
-    return spawnIt();
-  } finally {
-    process.umask(previous);
+function spawnStdio(stdio: StdioOptions): [SpawnStdio, SpawnStdio, SpawnStdio] {
+  const slots = typeof stdio === 'string' ? [stdio, stdio, stdio] : stdio;
+  if (slots.length > 3) throw new RuntimeError(`runc gets only stdin, stdout and stderr, not ${slots.length} fds`);
+  const out: SpawnStdio[] = [];
+  for (let n = 0; n < 3; n++) {
+    const s = slots[n] ?? 'ignore';
+    if (s === 'ignore' || s === 'pipe' || (typeof s === 'number' && Number.isInteger(s) && s >= 0)) out.push(s);
+    else throw new RuntimeError(`runc stdio ${n}: ${String(s)} is not an fd, 'ignore' or 'pipe'`);
   }
+  return out as [SpawnStdio, SpawnStdio, SpawnStdio];
 }
 
 /**
- * The environment runc runs with: the daemon's own, copied at the first runc call. spawn()
- * given no `env` copies `process.env` key by key through its C++ accessors on every call (~1 ms
- * of the daemon's CPU per runc call here, with a desktop-sized environment); a plain object is
- * copied in microseconds. The daemon's environment does not change once start-up is over.
+ * The environment runc runs with: the daemon's own, as "KEY=value" strings made at the first
+ * runc call. Reading `process.env` goes key by key through its C++ accessors (~1 ms of the
+ * daemon's CPU with a desktop-sized environment); the daemon's environment does not change once
+ * start-up is over. The umask is set for the spawn only (PRIVATE_UMASK, below): posix_spawnp
+ * returns once the child has exec'd, so no other JavaScript runs meanwhile; a file a threadpool
+ * thread happens to create in that instant is made more private, never less.
  */
-let runcEnvironment: NodeJS.ProcessEnv | undefined;
+let runcEnvironment: string[] | undefined;
 
 export class Runc {
   constructor(readonly config: RuncConfig) {}
@@ -141,24 +145,31 @@ export class Runc {
    */
   async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; timeoutMs?: number; inheritUmask?: boolean } = {}): Promise<RunResult> {
     const logOffset = fileSize(this.config.logPath);
-    const stdio: StdioOptions = opts.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
-    const child = spawnWithUmask(opts.inheritUmask ? undefined : PRIVATE_UMASK, () => spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio, cwd: this.workDir(), env: runcEnvironment ??= { ...process.env } }));
-    reaper.trackLibuvChild(child);
+    const stdio = spawnStdio(opts.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe']);
+    let child;
+    try {
+      child = spawnChild(this.config.binary, [...this.globalArgs(), ...args], {
+        stdio, cwd: this.workDir(), env: runcEnvironment ??= Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`),
+        umask: opts.inheritUmask ? undefined : PRIVATE_UMASK,
+      });
+    } catch (err) {
+      if (isErrnoError(err, 'ENOENT')) throw new RuntimeError(`${what}: runc binary "${this.config.binary}" not found in PATH`);
+      throw new RuntimeError(`${what}: ${(err as Error).message}`);
+    }
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-    let signal: NodeJS.Signals | null = null;
+    if (opts.input !== undefined && child.stdin) endInput(child.stdin, opts.input);
     let killed: number[] | undefined;
-    const timer = opts.timeoutMs === undefined || child.pid === undefined ? undefined : setTimeout(() => { killed = killProcessTree(child.pid!); }, opts.timeoutMs);
-    const code = await new Promise<number>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (c, sig) => { signal = sig; resolve(c ?? 128 + (sig ? signalNumber(sig) : 0)); });
-    }).catch((err: NodeJS.ErrnoException) => {
+    const pid = child.pid;
+    const timer = opts.timeoutMs === undefined || pid < 0 ? undefined : setTimeout(() => { killed = killProcessTree(pid); }, opts.timeoutMs);
+    const { code: exitCode, signal } = await child.closed.catch((err: NodeJS.ErrnoException) => {
+      // child_process (the fallback on kernels without pidfd_open) reports a failed spawn here.
       if (err.code === 'ENOENT') throw new RuntimeError(`${what}: runc binary "${this.config.binary}" not found in PATH`);
       throw new RuntimeError(`${what}: ${err.message}`);
     }).finally(() => clearTimeout(timer));
+    const code = exitCode ?? 128 + (signal ? signalNumber(signal) : 0);
     if (killed) {
       const detail = `no result within ${Math.round(opts.timeoutMs! / 1000)} s; runc and the ${killed.length - 1} processes under it (CRIU) were killed`;
       throw new RuntimeError(`${what}: ${detail}`, detail);
@@ -166,7 +177,7 @@ export class Runc {
     if (code !== 0) {
       const logged = await lastLoggedError(this.config.logPath, logOffset);
       // A runc killed in the middle (OOM killer, a crash) says nothing itself: say that it was.
-      const killedBy = signal ? `runc was killed by ${signal as NodeJS.Signals}` : '';
+      const killedBy = signal ? `runc was killed by ${signal}` : '';
       const detail = [killedBy, logged || stderr.trim() || stdout.trim()].filter(Boolean).join('; ') || `exit status ${code}`;
       throw new RuntimeError(`${what}: ${detail}`, detail);
     }

@@ -44,6 +44,8 @@ export interface FdWatcher {
 interface Addon {
   setChildSubreaper(): void;
   waitpidNoHang(pid: number): WaitResult | null;
+  spawnProcess(file: string, argv: string[], envp: readonly string[], cwd: string, fds: [number, number, number], onExit: (exitStatus: number, signaled: boolean) => void): number;
+  pidfdSupported(): boolean;
   pipe2(flags: number): [number, number];
   dup(fd: number): number;
   setCloexec(fd: number, on: boolean): void;
@@ -134,6 +136,43 @@ export function setChildSubreaper(): void {
 export function waitpidNoHang(pid: number): WaitResult | null {
   if (!Number.isInteger(pid) || pid <= 0) throw new RangeError(`waitpidNoHang needs one positive pid, got ${pid}`);
   return native().waitpidNoHang(pid);
+}
+
+/**
+ * Starts `file` (looked up in the daemon's PATH when it has no slash) with `argv` (argv[0]
+ * included), the environment `envp` ("KEY=value" strings) and working directory `cwd` ('' =
+ * the daemon's), and returns its pid. posix_spawnp: glibc clones with CLONE_VM|CLONE_VFORK, so
+ * the daemon's page tables are not copied as by fork() (child_process); the call returns once
+ * the child has exec'd, and an exec failure throws its errno (ENOENT, EACCES, .syscall
+ * 'posix_spawnp'). `fds` become the child's 0, 1, 2 (null = /dev/null); every other fd is
+ * closed in the child. Signal dispositions are reset to the defaults and the signal mask is
+ * empty, as in libuv's children. The umask is this process's at the call.
+ *
+ * The child is not libuv's: the addon watches its pidfd in libuv's epoll (a uv_poll handle that
+ * keeps the event loop alive, no thread, no SIGCHLD listener), reaps it with waitpid(pid) and
+ * calls `onExit` with its status (128 + signal when `signaled`). A subreaper's scan must leave
+ * the pid alone meanwhile (Reaper.leaveToOwner). Needs pidfd_open (Linux 5.3; pidfdSupported).
+ */
+export function spawnProcess(
+  file: string, argv: readonly string[], envp: readonly string[], cwd: string,
+  fds: readonly [number | null, number | null, number | null], onExit: (exitStatus: number, signaled: boolean) => void,
+): number {
+  if (file === '' || file.includes('\0')) throw new RangeError(`spawnProcess needs a file name, got ${JSON.stringify(file)}`);
+  if (argv.length === 0) throw new RangeError('spawnProcess needs argv[0]');
+  for (const s of [...argv, ...envp, cwd]) {
+    if (typeof s !== 'string' || s.includes('\0')) throw new RangeError('spawnProcess: arguments, environment and cwd must be strings without NUL');
+  }
+  const nums = fds.map((fd) => {
+    if (fd === null) return -1;
+    checkFd(fd);
+    return fd;
+  }) as [number, number, number];
+  return native().spawnProcess(file, [...argv], envp, cwd, nums, onExit);
+}
+
+/** Whether the kernel has pidfd_open (Linux 5.3+), which spawnProcess needs to learn of the exit. */
+export function pidfdSupported(): boolean {
+  return native().pidfdSupported();
 }
 
 /**
