@@ -75,6 +75,7 @@ async function main(): Promise<void> {
       }
     }
     const restores = Number(process.env.DAB_RESTORES ?? 8);
+    const restoreMib = Number(process.env.DAB_RESTORE_MIB ?? 0);
     for (let round = 0; round < restores; round++) {
       for (let i = 0; i < arms.length; i++) {
         const a = arms[(i + round) % arms.length]!;
@@ -90,8 +91,11 @@ async function main(): Promise<void> {
           for (let t = 0; t < 50 && (await c.ctr(['task', 'rm', id])).code !== 0; t++) await sleep(100);
           await c.ctr(['container', 'rm', id]);
         };
-        await must(['run', '-d', '--runtime', a.runtime, c.image!.name, id, 'sh', '-c', 'while :; do sleep 1; done']);
-        await sleep(300);
+        // DAB_RESTORE_MIB: the init holds that much touched anonymous memory (as bench/checkpoint.ts's
+        // second workload), for restores whose size matters; 0 = the idle shell loop.
+        const held = restoreMib > 0 ? `x=$(head -c ${restoreMib * 1048576} /dev/zero | tr '\\0' a); ` : '';
+        await must(['run', '-d', '--runtime', a.runtime, c.image!.name, id, 'sh', '-c', `${held}while :; do sleep 1; done`]);
+        await sleep(restoreMib > 0 ? 1000 + restoreMib * 12 : 300);
         await must(['containers', 'checkpoint', '--task', '--rw', '--image', id, ref]);
         await remove();
         const t0 = performance.now();
