@@ -1,8 +1,7 @@
 // Real system calls through the ferry_sys addon (we run as root). Tests that change process-wide
 // state (becoming a subreaper) or need a clean exit run in a separate node process, built from
 // src/sys with esbuild the way dist/shim.js is, which also checks that the bundle finds the addon.
-import { execFileSync, spawn } from 'child_process';
-import { buildSync } from 'esbuild';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -12,24 +11,15 @@ import {
   mkfifo, nativeConstants, pipe2, receiveFd, setCloexec, setWinsize, umount2, umount2Async, waitpidNoHang, watchFd,
 } from '../../src/sys/native';
 import { unmountAllAsync } from '../../src/sys/mounts';
+import { runBundledScript } from '../helpers/bundled-script';
 
 const root = path.resolve(__dirname, '../..');
 const O_CLOEXEC = 0o2000000;
 const O_NONBLOCK = 0o4000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Bundles `source` (TypeScript importing ./native and ./children) and runs it; returns its stdout. */
 function runBundled(name: string, source: string, timeout = 20000): string {
-  const outfile = path.join(root, 'build', 'test-scripts', `${name}-${process.pid}.js`);
-  buildSync({
-    stdin: { contents: source, resolveDir: path.join(root, 'src', 'sys'), loader: 'ts', sourcefile: `${name}.ts` },
-    bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile, logLevel: 'error',
-  });
-  try {
-    return execFileSync(process.execPath, [outfile], { encoding: 'utf8', timeout });
-  } finally {
-    fs.rmSync(outfile, { force: true });
-  }
+  return runBundledScript('sys', name, source, timeout);
 }
 
 /** File status flags of one of our fds, from /proc/self/fdinfo. */

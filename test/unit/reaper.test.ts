@@ -2,24 +2,10 @@
 // with esbuild the way the shim is. It must reap re-parented orphans with their exact status,
 // keep an exit that arrives before anyone claims the pid, and never steal child_process's
 // children (their 'exit' events must all fire, with their own codes).
-import { execFileSync } from 'child_process';
-import { buildSync } from 'esbuild';
-import * as fs from 'fs';
-import * as path from 'path';
-
-const root = path.resolve(__dirname, '../..');
+import { runBundledScript } from '../helpers/bundled-script';
 
 function runBundled(name: string, source: string, timeout = 60000): string {
-  const outfile = path.join(root, 'build', 'test-scripts', `${name}-${process.pid}.js`);
-  buildSync({
-    stdin: { contents: source, resolveDir: path.join(root, 'src', 'process'), loader: 'ts', sourcefile: `${name}-script.ts` },
-    bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile, logLevel: 'error',
-  });
-  try {
-    return execFileSync(process.execPath, [outfile], { encoding: 'utf8', timeout });
-  } finally {
-    fs.rmSync(outfile, { force: true });
-  }
+  return runBundledScript('process', name, source, timeout);
 }
 
 test('reaps orphans exactly, keeps early exits, never steals child_process children', () => {

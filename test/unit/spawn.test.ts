@@ -3,16 +3,14 @@
 // and signals, captured output, input, the fds the child gets (and only those), cwd, umask,
 // environment, signal dispositions, errors; and, in a subreaper process of its own, many spawns
 // side by side with child_process children and re-parented orphans, every exit kept.
-import { buildSync } from 'esbuild';
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawnChild, endInput, type SpawnOptions, type ChildExit } from '../../src/process/spawn';
 import { pipeReader } from '../../src/io/fifo';
 import { pipe2, setCloexec } from '../../src/sys/native';
+import { runBundledScript } from '../helpers/bundled-script';
 
-const root = path.resolve(__dirname, '../..');
 const env = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FERRY_SPAWN_TEST=yes'];
 const opts = (o: Partial<SpawnOptions> = {}): SpawnOptions => ({ stdio: ['ignore', 'pipe', 'pipe'], cwd: '', env, ...o });
 
@@ -129,16 +127,7 @@ test('a binary not found, not executable, or a cwd missing: the errno, nothing l
 });
 
 function runBundled(name: string, source: string, timeout = 90000): string {
-  const outfile = path.join(root, 'build', 'test-scripts', `${name}-${process.pid}.js`);
-  buildSync({
-    stdin: { contents: source, resolveDir: path.join(root, 'src', 'process'), loader: 'ts', sourcefile: `${name}-script.ts` },
-    bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile, logLevel: 'error',
-  });
-  try {
-    return execFileSync(process.execPath, [outfile], { encoding: 'utf8', timeout });
-  } finally {
-    fs.rmSync(outfile, { force: true });
-  }
+  return runBundledScript('process', name, source, timeout);
 }
 
 // Fds 0-2 of the parent handed on (the daemon's own are /dev/null, but a caller may pass them):
