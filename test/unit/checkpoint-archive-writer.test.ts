@@ -143,5 +143,12 @@ test('a file that changed size after the entries were built fails the stream', a
   const entries = await checkpointArchiveEntries({ configDump: {}, specDump: {}, imagesDir: images });
   fs.writeFileSync(path.join(images, 'pages-1.img'), 'ab');
   const { stream } = archiveStream(entries, { compression: 'zstd' });
-  await expect(pipeline(stream, fs.createWriteStream(path.join(tmp, 'broken')))).rejects.toThrow(/has 2 bytes, 3 declared/);
+  // The file is opened first: a write stream's own open would still be in flight when the (now
+  // synchronous) size check ends the pipeline, and create the file while afterAll removes tmp.
+  const fh = await fs.promises.open(path.join(tmp, 'broken'), 'w');
+  try {
+    await expect(pipeline(stream, fh.createWriteStream())).rejects.toThrow(/has 2 bytes, 3 declared/);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
 });

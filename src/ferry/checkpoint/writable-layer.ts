@@ -9,7 +9,7 @@
 // removed at once, the blob goes with the lease. Content is never deleted by digest, because an
 // identical blob (an empty layer, say) may belong to someone else's image.
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Connection } from '../containerd/connection';
@@ -46,6 +46,14 @@ export async function exportWritableLayer(leased: Connection, container: Contain
   }
   const summary: RootfsDiffSummary = { deletedFiles: [], entries: 0 };
   const tar = Readable.from(writeTar(rootfsDiffEntries(readContent(leased, layer.digest), summary)), { objectMode: false });
-  await pipeline(tar, createWriteStream(outFile, { mode: 0o600, flags: 'wx' }));
+  // Opened before the pipeline starts, not by a write stream: a stream's open is still in flight
+  // when an early error ends the pipeline, and would create the file after the caller's cleanup
+  // had removed its directory's contents.
+  const fh = await open(outFile, 'wx', 0o600);
+  try {
+    await pipeline(tar, fh.createWriteStream());
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
   return { ...summary, layerBytes: layer.size };
 }
