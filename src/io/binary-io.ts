@@ -5,7 +5,7 @@
 // fd 5 or closes it before the container is created. The container writes straight into the
 // pipes; the shim copies nothing. On delete the logger gets SIGTERM, and SIGKILL if it has not
 // exited 12 s later (the Go shim's binaryIOProcTermTimeout).
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { RuntimeError } from '../runc/runtime-error';
 import { reaper } from '../process/reaper';
@@ -102,7 +102,7 @@ export class BinaryIO implements ProcessIO {
   }
 
   /** The container gets /dev/null as stdin (the Go shim's binaryIO has none) and the pipes' write ends. */
-  childStdio(): StdioOptions {
+  childStdio(): ChildFds {
     return this.childFds;
   }
 

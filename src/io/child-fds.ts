@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 
 /** The fds handed to runc as the container's 0/1/2; 'ignore' means /dev/null. */
-export type ChildFds = (number | 'ignore')[];
+export type ChildFds = [number | 'ignore', number | 'ignore', number | 'ignore'];
 
 /**
  * Closes the shim's copies of the container's stdio once runc has passed them on: a write end

@@ -11,10 +11,10 @@ import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tty from 'node:tty';
-import type { StdioOptions } from 'node:child_process';
 import { dup, isErrnoError, listenUnix, receiveFd, setWinsize } from '../sys/native';
 import { closeAfterFlush, openInputFifo, openOutputFifo } from './fifo';
 import type { ProcessIO, StdioPaths } from './process-io';
+import type { ChildFds } from './child-fds';
 
 /** How long we wait for runc's pty master once runc create/exec has returned (Go shim: 30 s). */
 export const CONSOLE_RECEIVE_TIMEOUT_MS = 30000;
@@ -97,7 +97,7 @@ export class ConsoleIO implements ProcessIO {
   }
 
   /** runc gets no stdio for a terminal process: the pty is its stdio. */
-  childStdio(): StdioOptions {
+  childStdio(): ChildFds {
     return ['ignore', 'ignore', 'ignore'];
   }
 

@@ -16,9 +16,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
-import type { StdioOptions } from 'node:child_process';
 import { PipeIO } from './pipe-io';
 import type { ProcessIO } from './process-io';
+import type { ChildFds } from './child-fds';
 
 export class FileIO implements ProcessIO {
   /** The log file, until the copies' stream has taken it over (it closes it then). */
@@ -54,7 +54,7 @@ export class FileIO implements ProcessIO {
   }
 
   /** No stdin (a log URI carries none); the pipes' write ends as stdout and stderr. */
-  childStdio(): StdioOptions {
+  childStdio(): ChildFds {
     return this.pipes.childStdio();
   }
 

@@ -9,7 +9,6 @@
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import type { Writable } from 'node:stream';
-import type { StdioOptions } from 'node:child_process';
 import { pipe2 } from '../sys/native';
 import { closeAfterFlush, openInputFifo, openOutputFifo, pipeReader, pipeWriter } from './fifo';
 import type { ProcessIO, StdioPaths } from './process-io';
@@ -58,7 +57,7 @@ export class PipeIO implements ProcessIO {
     return io;
   }
 
-  childStdio(): StdioOptions {
+  childStdio(): ChildFds {
     return this.childFds;
   }
 

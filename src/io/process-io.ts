@@ -1,4 +1,4 @@
-import type { StdioOptions } from 'node:child_process';
+import type { ChildFds } from './child-fds';
 
 /** containerd's stdio for one process: FIFO paths (or log URIs), and whether it has a tty. */
 export interface StdioPaths {
@@ -11,7 +11,7 @@ export interface StdioPaths {
 /** What a process needs from its IO, whatever carries it (pipes, a pty, a log binary). */
 export interface ProcessIO {
   /** stdio to hand to runc for the container. */
-  childStdio(): StdioOptions;
+  childStdio(): ChildFds;
   /** Called once runc has passed the child ends on. */
   closeChildEnds(): void;
   /** Starts copying between the container and containerd. */

@@ -1,11 +1,10 @@
 // A thin, typed wrapper around the runc command line: one method per runc command ferry uses.
-// Every runc child is started without fork (posix_spawnp, src/process/spawn.ts) and reaped by
-// the daemon's reaper through a claim on its pid (src/process/reaper.ts). runc is always run with `--log <bundle>/log.json --log-format json`
+// Every runc child is started without fork (posix_spawnp, src/process/spawn.ts) and reaped
+// through its pidfd there; the daemon's reaper leaves it alone (src/process/reaper.ts). runc is always run with `--log <bundle>/log.json --log-format json`
 // so that a failure can be reported with runc's own message, as containerd-shim-runc-v2 does.
 // Arguments come in go-runc's order and forms, and every command runs with the bundle as its
 // working directory (as the Go shim's runc does): wrappers named by Options.BinaryName may read
 // `config.json` and the pid file from there.
-import type { StdioOptions } from 'node:child_process';
 import { promises as fsp, statSync } from 'node:fs';
 import * as os from 'node:os';
 import { endInput, spawnChild, type SpawnStdio } from '../process/spawn';
@@ -36,14 +35,14 @@ export interface CreateOptions {
   noPivot?: boolean;
   noNewKeyring?: boolean;
   /** The container's stdio: fds handed to runc (and through it to the container). */
-  stdio?: StdioOptions;
+  stdio?: RuncStdio;
 }
 
 export interface ExecOptions {
   processSpecPath: string;
   pidFile: string;
   consoleSocket?: string;
-  stdio?: StdioOptions;
+  stdio?: RuncStdio;
 }
 
 /** `runc checkpoint` flags (go-runc's CheckpointOpts, the ones the shim uses). */
@@ -77,7 +76,7 @@ export interface RestoreOptions {
   shellJob?: boolean;
   fileLocks?: boolean;
   manageCgroupsMode?: string;
-  stdio?: StdioOptions;
+  stdio?: RuncStdio;
   /** Give up after this long: runc and every process below it (CRIU, restored tasks) are killed. */
   timeoutMs?: number;
 }
@@ -92,20 +91,10 @@ export interface RunResult { stdout: string; stderr: string }
 export const PRIVATE_UMASK = 0o077;
 
 /**
- * The three stdio slots Runc.run hands runc: an fd (the container's pipe end), 'ignore'
- * (/dev/null) or 'pipe' (captured). The callers' ProcessIO gives only these forms.
+ * runc's fds 0/1/2: an fd (the container's pipe end; ProcessIO.childStdio gives these and
+ * 'ignore'), 'ignore' (/dev/null) or 'pipe' (captured by Runc.run).
  */
-function spawnStdio(stdio: StdioOptions): [SpawnStdio, SpawnStdio, SpawnStdio] {
-  const slots = typeof stdio === 'string' ? [stdio, stdio, stdio] : stdio;
-  if (slots.length > 3) throw new RuntimeError(`runc gets only stdin, stdout and stderr, not ${slots.length} fds`);
-  const out: SpawnStdio[] = [];
-  for (let n = 0; n < 3; n++) {
-    const s = slots[n] ?? 'ignore';
-    if (s === 'ignore' || s === 'pipe' || (typeof s === 'number' && Number.isInteger(s) && s >= 0)) out.push(s);
-    else throw new RuntimeError(`runc stdio ${n}: ${String(s)} is not an fd, 'ignore' or 'pipe'`);
-  }
-  return out as [SpawnStdio, SpawnStdio, SpawnStdio];
-}
+export type RuncStdio = readonly [SpawnStdio, SpawnStdio, SpawnStdio];
 
 /**
  * The environment runc runs with: the daemon's own, as "KEY=value" strings made at the first
@@ -138,14 +127,20 @@ export class Runc {
     }
   }
 
+  /** A runc that could not be started, whichever way the spawn reported it. */
+  private spawnFailed(what: string, err: unknown): RuntimeError {
+    if (isErrnoError(err, 'ENOENT')) return new RuntimeError(`${what}: runc binary "${this.config.binary}" not found in PATH`);
+    return new RuntimeError(`${what}: ${(err as Error).message}`);
+  }
+
   /**
    * Runs one runc command in the bundle. On failure the error carries the last line the
    * runtime logged at level error, fatal or panic (log.json, this command's lines only), else
    * its stderr, prefixed with `what` (e.g. "OCI runtime create failed").
    */
-  async run(args: string[], what: string, opts: { stdio?: StdioOptions; input?: string; timeoutMs?: number; inheritUmask?: boolean } = {}): Promise<RunResult> {
+  async run(args: string[], what: string, opts: { stdio?: RuncStdio; input?: string; timeoutMs?: number; inheritUmask?: boolean } = {}): Promise<RunResult> {
     const logOffset = fileSize(this.config.logPath);
-    const stdio = spawnStdio(opts.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe']);
+    const stdio: RuncStdio = opts.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
     let child;
     try {
       child = spawnChild(this.config.binary, [...this.globalArgs(), ...args], {
@@ -153,8 +148,7 @@ export class Runc {
         umask: opts.inheritUmask ? undefined : PRIVATE_UMASK,
       });
     } catch (err) {
-      if (isErrnoError(err, 'ENOENT')) throw new RuntimeError(`${what}: runc binary "${this.config.binary}" not found in PATH`);
-      throw new RuntimeError(`${what}: ${(err as Error).message}`);
+      throw this.spawnFailed(what, err);
     }
     let stdout = '';
     let stderr = '';
@@ -164,11 +158,10 @@ export class Runc {
     let killed: number[] | undefined;
     const pid = child.pid;
     const timer = opts.timeoutMs === undefined || pid < 0 ? undefined : setTimeout(() => { killed = killProcessTree(pid); }, opts.timeoutMs);
-    const { code: exitCode, signal } = await child.closed.catch((err: NodeJS.ErrnoException) => {
-      // child_process (the fallback on kernels without pidfd_open) reports a failed spawn here.
-      if (err.code === 'ENOENT') throw new RuntimeError(`${what}: runc binary "${this.config.binary}" not found in PATH`);
-      throw new RuntimeError(`${what}: ${err.message}`);
-    }).finally(() => clearTimeout(timer));
+    // child_process (the fallback on kernels without pidfd_open) reports a failed spawn here.
+    const { code: exitCode, signal } = await child.closed
+      .catch((err: unknown) => { throw this.spawnFailed(what, err); })
+      .finally(() => clearTimeout(timer));
     const code = exitCode ?? 128 + (signal ? signalNumber(signal) : 0);
     if (killed) {
       const detail = `no result within ${Math.round(opts.timeoutMs! / 1000)} s; runc and the ${killed.length - 1} processes under it (CRIU) were killed`;
