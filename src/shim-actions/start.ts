@@ -112,9 +112,10 @@ function adjustOomScore(): void {
 }
 
 /**
- * The socket directory is root's alone (0700), as the Go shim creates it: made so if it is
- * missing, tightened if it is looser (it holds nothing but shim sockets), refused if someone else
- * owns it (that someone could swap our socket).
+ * The socket directory is root's alone: made 0700 if it is missing (the Go shim, which shares it,
+ * makes it 0600; root passes either), tightened to 0700 if group or others have any access (it
+ * holds nothing but shim sockets), refused if someone else owns it (that someone could swap our
+ * socket).
  */
 function privateSocketDir(dir: string): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
