@@ -1,11 +1,11 @@
 // Is CRIU there, and new enough? Checked before a checkpoint or a restore touches anything, so
 // the user gets "criu was not found (looked in …)" instead of runc's later, vaguer failure, and
 // a refused restore leaves nothing half-created.
-import { execFile } from 'node:child_process';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FailedPreconditionError } from '../errors';
+import { childProcess } from '../loader/on-first-use';
 import { reaper } from '../process/reaper';
 import type { TcpSocketUse } from './tcp-sockets';
 import { binaryIdentity, cachedCriuVersion, rememberCriuVersion } from './criu-version-cache';
@@ -73,7 +73,7 @@ export function compareVersions(a: string, b: string): number {
 /** Runs `criu --version` (registered with the reaper like every child we spawn). */
 export function criuVersionOutput(binary: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(binary, ['--version'], { timeout: 10000 }, (err, stdout, stderr) => {
+    const child = childProcess().execFile(binary, ['--version'], { timeout: 10000 }, (err, stdout, stderr) => {
       if (err) reject(new FailedPreconditionError(`criu at ${binary} did not report its version: ${(stderr || err.message).trim()}`));
       else resolve(stdout);
     });

@@ -8,7 +8,7 @@
 // Node's default (none is installed: a stray SIGUSR2 then ends the daemon, as it always did).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as v8 from 'node:v8';
+import { v8 } from '../loader/on-first-use';
 import * as vm from 'node:vm';
 
 export interface DiagnosticsReport {
@@ -42,7 +42,7 @@ export function diagnosticsDirFromEnv(env: NodeJS.ProcessEnv = process.env): str
 
 /** A function that runs a full GC (V8's gc(), exposed at run time). */
 export function forcedGc(): () => void {
-  v8.setFlagsFromString('--expose-gc');
+  v8().setFlagsFromString('--expose-gc');
   return vm.runInNewContext('gc') as () => void;
 }
 
@@ -58,13 +58,13 @@ export function writeReport(o: DiagnosticsOptions, gc: () => void, seq: number):
   const base = path.join(o.dir, `ferry-${process.pid}-${seq}`);
   if (o.heapSnapshot) {
     const tmp = `${base}.heapsnapshot.tmp`;
-    v8.writeHeapSnapshot(tmp);
+    v8().writeHeapSnapshot(tmp);
     fs.renameSync(tmp, `${base}.heapsnapshot`);
   }
   const report: DiagnosticsReport = {
     pid: process.pid, seq, time: new Date().toISOString(), rss: m.rss, heapUsed: m.heapUsed,
     heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, fds: openFds(),
-    spaces: Object.fromEntries(v8.getHeapSpaceStatistics().map((sp) => [sp.space_name, [sp.space_size, sp.space_used_size]])),
+    spaces: Object.fromEntries(v8().getHeapSpaceStatistics().map((sp) => [sp.space_name, [sp.space_size, sp.space_used_size]])),
     holds: o.holds(),
   };
   fs.writeFileSync(`${base}.json.tmp`, JSON.stringify(report), { mode: 0o600 });

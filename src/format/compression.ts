@@ -3,7 +3,7 @@
 // bytes instead (tar-reader.ts openArchiveStream), so only the writing side lives here.
 import * as os from 'node:os';
 import { PassThrough, Transform } from 'node:stream';
-import * as zlib from 'node:zlib';
+import { zlib } from '../loader/on-first-use';
 import { CompressStream } from 'zstd-napi';
 import { InvalidArgumentError } from '../errors';
 import { OciMediaType } from './layout';
@@ -43,7 +43,7 @@ export function createCompressor(kind: ArchiveCompression, opts: CompressorOptio
     case 'zstd':
       return new CompressStream({ compressionLevel: opts.level ?? 1, nbWorkers: opts.workers ?? (os.availableParallelism() > 1 ? 1 : 0) });
     case 'gzip':
-      return zlib.createGzip({ level: opts.level ?? 6, chunkSize: 256 * 1024 });
+      return zlib().createGzip({ level: opts.level ?? 6, chunkSize: 256 * 1024 });
     case 'none':
       return new PassThrough({ highWaterMark: 1024 * 1024 });
     default:

@@ -11,7 +11,7 @@
 // memory use is bounded by one input chunk plus the (capped) metadata records.
 
 import { Readable } from 'node:stream';
-import * as zlib from 'node:zlib';
+import { zlib } from '../loader/on-first-use';
 import { pipeline } from 'node:stream';
 import { InvalidArgumentError } from '../errors';
 
@@ -527,7 +527,7 @@ export async function openArchiveStream(
   const source = Readable.from(slicedForRatio(raw, produced), { objectMode: false });
   // pipeline() destroys every stage when one fails, so an input read error surfaces from the
   // decompressor's iterator rather than leaving it waiting forever.
-  const out = pipeline(source, zlib.createGunzip({ chunkSize: 64 * 1024 }), () => { /* errors surface through iteration */ });
+  const out = pipeline(source, zlib().createGunzip({ chunkSize: 64 * 1024 }), () => { /* errors surface through iteration */ });
   return { compression: 'gzip', stream: countBytes(translateDecompressErrors(out, 'gzip'), produced) };
 }
 

@@ -10,7 +10,7 @@
 // done with it (chunk-leases.ts), and is decompressed into again: a fresh 1 MiB buffer per step
 // cost 50-70 ms of CPU per 256 MiB. The worker allocates only when none has come back, so the
 // bound above never depends on the main thread handing memory back.
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { workerThreads } from '../loader/on-first-use';
 import { ChunkLeases } from './chunk-leases';
 import { TarFormatError } from './tar-reader';
 
@@ -109,6 +109,7 @@ export interface ZstdFileDecompression {
 export function zstdDecompressFileInWorker(fd: number, windowLogMax: number, onRead?: (bytes: number) => void): ZstdFileDecompression {
   const counter = new SharedArrayBuffer(8);
   const shared = new Int32Array(counter);
+  const { MessageChannel, Worker } = workerThreads();
   const { port1: returned, port2: giveBack } = new MessageChannel();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,

@@ -5,7 +5,8 @@
 // fd 5 or closes it before the container is created. The container writes straight into the
 // pipes; the shim copies nothing. On delete the logger gets SIGTERM, and SIGKILL if it has not
 // exited 12 s later (the Go shim's binaryIOProcTermTimeout).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { childProcess } from '../loader/on-first-use';
 import * as fs from 'node:fs';
 import { RuntimeError } from '../runc/runtime-error';
 import { reaper } from '../process/reaper';
@@ -62,7 +63,7 @@ export class BinaryIO implements ProcessIO {
         fs.fchownSync(errW, owner.uid, owner.gid);
       }
       // The environment is exactly these two variables, as the Go shim sets cmd.Env.
-      this.logger = spawn(logger.path, logger.args, {
+      this.logger = childProcess().spawn(logger.path, logger.args, {
         stdio: ['ignore', 'ignore', 'ignore', outR, errR, readyW],
         env: { CONTAINER_ID: containerId, CONTAINER_NAMESPACE: namespace },
       });

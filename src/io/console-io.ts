@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tty from 'node:tty';
+import type { ReadStream as TtyReadStream } from 'node:tty';
+import { tty } from '../loader/on-first-use';
 import { dup, isErrnoError, listenUnix, receiveFd, setWinsize } from '../sys/native';
 import { closeAfterFlush, openInputFifo, openOutputFifo } from './fifo';
 import type { ProcessIO, StdioPaths } from './process-io';
@@ -34,7 +35,7 @@ export class ConsoleIO implements ProcessIO {
    * The pty master, owned by `reader` (which closes it when destroyed). Writes to stdin and
    * resizes use the same descriptor, while the reader lives: see master().
    */
-  private reader: tty.ReadStream | null = null;
+  private reader: TtyReadStream | null = null;
   private masterFd: number | null = null;
   private stdinReader: net.Socket | null = null;
   private stdinKeeper: number | null = null;
@@ -81,7 +82,7 @@ export class ConsoleIO implements ProcessIO {
         // tty.ReadStream puts the file description in O_NONBLOCK mode; our writes to the master
         // rely on that, so a process that never reads its terminal cannot block us. (libuv
         // reads a pty master through the descriptor it is given; it reopens only slaves.)
-        this.reader = new tty.ReadStream(fd);
+        this.reader = new (tty().ReadStream)(fd);
         this.masterFd = fd;
         this.reader.pause();
       } catch (err) {

@@ -7,11 +7,11 @@
 // need a SIGCHLD listener in every process that runs runc, and a jest test's `process` cannot
 // listen for signals.) Output comes through real pipes read by epoll (net.Socket), never by fs
 // streams (NOTES.md §3).
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as os from 'node:os';
 import { closeAfterFlush, pipeReader, pipeWriter } from '../io/fifo';
+import { childProcess } from '../loader/on-first-use';
 import { pidfdSupported, pipe2, spawnProcess } from '../sys/native';
 import { reaper } from './reaper';
 
@@ -135,7 +135,7 @@ function forkChild(file: string, args: readonly string[], opts: SpawnOptions): S
   const previousUmask = opts.umask === undefined ? undefined : process.umask(opts.umask);
   let child;
   try {
-    child = spawn(file, args, { stdio: [...opts.stdio], cwd: opts.cwd || undefined, env });
+    child = childProcess().spawn(file, args, { stdio: [...opts.stdio], cwd: opts.cwd || undefined, env });
   } finally {
     if (previousUmask !== undefined) process.umask(previousUmask);
   }

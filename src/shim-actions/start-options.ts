@@ -3,13 +3,15 @@
 // (shim.ReadRuntimeOptions). Only `shim_cgroup` matters at start; an unreadable or unknown
 // value is ignored there (Create decodes the options again and reports errors properly).
 import * as fs from 'node:fs';
-import * as tty from 'node:tty';
 import { Any } from '../../api/gen/google/protobuf/any';
 import { decodeRuntimeOptions, defaultRuntimeOptions, type RuntimeOptions } from '../service/runtime-options';
 
 export function readStartOptions(): RuntimeOptions {
-  // containerd gives a pipe (or /dev/null when there are no options); never block on a terminal.
-  if (tty.isatty(0)) return defaultRuntimeOptions();
+  // containerd gives a pipe (Go's exec with a bytes reader) or /dev/null when there are no
+  // options. Read only a pipe, socket or file: never block on a terminal or another device.
+  // (fstat rather than tty.isatty: `start` is on containerd's critical path and node:tty
+  // would be compiled for this one question.)
+  if (!readableOptionsSource(0)) return defaultRuntimeOptions();
   let data: Buffer;
   try {
     data = fs.readFileSync(0);
@@ -21,5 +23,14 @@ export function readStartOptions(): RuntimeOptions {
     return decodeRuntimeOptions(Any.decode(data));
   } catch {
     return defaultRuntimeOptions();
+  }
+}
+
+function readableOptionsSource(fd: number): boolean {
+  try {
+    const st = fs.fstatSync(fd);
+    return st.isFIFO() || st.isSocket() || st.isFile();
+  } catch {
+    return false;
   }
 }
