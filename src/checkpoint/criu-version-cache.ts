@@ -7,6 +7,7 @@
 // changed CRIU is always asked again. Kept in the daemon's memory and, for the next daemons, in
 // one small root-only file per binary under /run/ferry/criu-version (tmpfs: gone at boot). A
 // cache that cannot be read or written is no error: CRIU is then simply asked.
+import * as fs from 'node:fs';
 import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 
@@ -46,14 +47,15 @@ function isEntry(v: unknown): v is Entry {
   return typeof o.path === 'string' && typeof o.identity === 'string' && typeof o.version === 'string' && /^\d+\.\d+\.\d+$/.test(o.version);
 }
 
-async function readEntryFile(file: string): Promise<unknown> {
-  const fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+/** Synchronous: a few hundred bytes read on every restore's critical path (format/open-regular.ts). */
+function readEntryFile(file: string): unknown {
+  const fd = fs.openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   try {
-    const st = await fh.stat();
+    const st = fs.fstatSync(fd);
     if (!st.isFile() || st.size > MAX_ENTRY_BYTES || st.uid !== process.getuid?.()) return undefined;
-    return JSON.parse(await fh.readFile('utf8'));
+    return JSON.parse(fs.readFileSync(fd, 'utf8'));
   } finally {
-    await fh.close();
+    fs.closeSync(fd);
   }
 }
 
@@ -64,7 +66,7 @@ export async function cachedCriuVersion(binary: string, identity: string, dir = 
   const file = entryFile(dir, binary);
   if (!file) return undefined;
   try {
-    const v = await readEntryFile(file);
+    const v = readEntryFile(file);
     if (isEntry(v) && v.path === binary && v.identity === identity) {
       inMemory.set(binary, v);
       return v.version;

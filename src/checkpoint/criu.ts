@@ -1,7 +1,7 @@
 // Is CRIU there, and new enough? Checked before a checkpoint or a restore touches anything, so
 // the user gets "criu was not found (looked in …)" instead of runc's later, vaguer failure, and
 // a refused restore leaves nothing half-created.
-import { constants as fsc, promises as fsp } from 'node:fs';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FailedPreconditionError } from '../errors';
@@ -24,11 +24,14 @@ export interface CriuInfo {
   version: string;
 }
 
-async function isExecutableFile(p: string): Promise<boolean> {
+// The lookup and the identity's stat are synchronous: they run on every checkpoint and restore,
+// a few PATH entries each, and a threadpool round trip per call was on the restore's critical
+// path (format/open-regular.ts).
+function isExecutableFile(p: string): boolean {
   try {
-    const st = await fsp.stat(p);
+    const st = fs.statSync(p);
     if (!st.isFile()) return false;
-    await fsp.access(p, fsc.X_OK);
+    fs.accessSync(p, fs.constants.X_OK);
     return true;
   } catch {
     return false;
@@ -41,13 +44,13 @@ async function isExecutableFile(p: string): Promise<boolean> {
  */
 export async function findCriu(criuPath: string, envPath: string = process.env.PATH ?? ''): Promise<string> {
   if (criuPath) {
-    if (await isExecutableFile(criuPath)) return criuPath;
+    if (isExecutableFile(criuPath)) return criuPath;
     throw new FailedPreconditionError(`criu was not found: options.criu_path ${JSON.stringify(criuPath)} is not an executable file`);
   }
   const dirs = envPath.split(':').filter((d) => d !== '');
   for (const dir of dirs) {
     const p = path.join(dir, 'criu');
-    if (path.isAbsolute(p) && await isExecutableFile(p)) return p;
+    if (path.isAbsolute(p) && isExecutableFile(p)) return p;
   }
   throw new FailedPreconditionError(`criu was not found in PATH (looked in: ${dirs.length ? dirs.join(', ') : '(empty PATH)'})`);
 }
@@ -87,7 +90,12 @@ export function criuVersionOutput(binary: string): Promise<string> {
  */
 export async function ensureCriu(criuPath: string, envPath?: string, cacheDir?: string): Promise<CriuInfo> {
   const binary = await findCriu(criuPath, envPath);
-  const identity = await fsp.stat(binary, { bigint: true }).then(binaryIdentity, () => undefined);
+  let identity: string | undefined;
+  try {
+    identity = binaryIdentity(fs.statSync(binary, { bigint: true }));
+  } catch {
+    identity = undefined;
+  }
   let version = identity ? await cachedCriuVersion(binary, identity, cacheDir) : undefined;
   if (!version) {
     const out = await criuVersionOutput(binary);

@@ -49,7 +49,9 @@ export class MemorySettler {
   readonly counts = { trim: 0, gc: 0 };
 
   constructor(private readonly o: MemorySettlerOptions) {
-    this.now = o.now ?? (() => performance.now());
+    // process.hrtime, not performance.now(): Node's global `performance` is a lazy getter that
+    // compiles perf_hooks and its dependencies (~2 ms of a new daemon's CPU) on first use.
+    this.now = o.now ?? (() => Number(process.hrtime.bigint()) / 1e6);
   }
 
   /** Schedules the start-up settle. */

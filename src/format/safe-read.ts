@@ -1,13 +1,13 @@
 // Reads files back from checkpoint content (container.log, spec.dump, config.dump, ...).
 // The content is untrusted: a symlink in place of spec.dump could make us read any host file
-// (and echo it in an error), and a FIFO would block the open forever. So: lstat first (must be
-// a regular file), open with O_NOFOLLOW|O_NONBLOCK (a symlink swapped in fails with ELOOP, a
-// FIFO swapped in does not block), then fstat the fd and require the same regular file.
+// (and echo it in an error), and a FIFO would block the open forever. So every component is
+// lstat()ed, and the file opened as open-regular.ts opens untrusted files.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, NotFoundError } from '../errors';
 import { fileTypeName } from './file-type';
+import { lstatIfPresent, openRegularFile, readFdInto } from './open-regular';
 
 export interface SafeReadOptions {
   /** Refuse files larger than this. Default 64 MiB. */
@@ -15,7 +15,6 @@ export interface SafeReadOptions {
 }
 
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
-const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 function checkName(name: string): string[] {
   const parts = name.split('/');
@@ -32,56 +31,37 @@ function checkName(name: string): string[] {
   return parts;
 }
 
-async function lstatOrNotFound(p: string, what: string): Promise<fs.Stats> {
-  try {
-    return await fs.promises.lstat(p);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError(`${what} does not exist`);
-    throw err;
-  }
+function lstatOrNotFound(p: string, what: string): fs.Stats {
+  const st = lstatIfPresent(p);
+  if (!st) throw new NotFoundError(`${what} does not exist`);
+  return st;
 }
 
 /**
  * Reads `name` (relative to the checkpoint directory `dir`) without following symlinks at any
  * component and without ever blocking. Errors: NotFoundError if missing; InvalidArgumentError
  * for a bad name, a non-regular file (symlink, FIFO, ...), a file with several hard links, a
- * file swapped between checks, or one larger than maxBytes.
+ * file swapped between checks, or one larger than maxBytes. The checks are synchronous calls
+ * (open-regular.ts says why).
  */
 export async function readCheckpointFile(dir: string, name: string, opts: SafeReadOptions = {}): Promise<Buffer> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   const parts = checkName(name);
-  const top = await lstatOrNotFound(dir, `checkpoint directory ${dir}`);
+  const top = lstatOrNotFound(dir, `checkpoint directory ${dir}`);
   if (!top.isDirectory()) throw new InvalidArgumentError(`checkpoint directory ${dir} is a ${fileTypeName(top)}, not a directory`);
 
   // Every intermediate component must be a real directory.
   let p = dir;
   for (let i = 0; i < parts.length - 1; i++) {
     p = path.join(p, parts[i]);
-    const st = await lstatOrNotFound(p, `checkpoint file ${name} in ${dir}`);
+    const st = lstatOrNotFound(p, `checkpoint file ${name} in ${dir}`);
     if (!st.isDirectory()) {
       throw new InvalidArgumentError(`checkpoint file ${name} in ${dir}: ${parts.slice(0, i + 1).join('/')} is a ${fileTypeName(st)}, not a directory`);
     }
   }
-  const full = path.join(dir, ...parts);
-  const before = await lstatOrNotFound(full, `checkpoint file ${name} in ${dir}`);
   const where = `checkpoint file ${name} in ${dir}`;
-  if (!before.isFile()) throw new InvalidArgumentError(`${where} is a ${fileTypeName(before)}, not a regular file; refusing to read it`);
-
-  let fh: fs.promises.FileHandle;
+  const { fd, st } = openRegularFile(path.join(dir, ...parts), where);
   try {
-    fh = await fs.promises.open(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new NotFoundError(`${where} does not exist`);
-    if (code === 'ELOOP') throw new InvalidArgumentError(`${where} became a symlink; refusing to follow it`);
-    throw err;
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile() || st.dev !== before.dev || st.ino !== before.ino) {
-      throw new InvalidArgumentError(`${where} was replaced while being opened; refusing to read it`);
-    }
     // A hard link can make a "regular file" in the checkpoint be a host file such as /etc/shadow.
     if (st.nlink > 1) throw new InvalidArgumentError(`${where} has ${st.nlink} hard links; refusing to read it`);
     if (st.size > maxBytes) throw new InvalidArgumentError(`${where} is ${st.size} bytes, over the ${maxBytes}-byte limit`);
@@ -94,14 +74,15 @@ export async function readCheckpointFile(dir: string, name: string, opts: SafeRe
         buf.copy(bigger);
         buf = bigger;
       }
-      const { bytesRead } = await fh.read(buf, len, buf.length - len, null);
+      const bytesRead = await readFdInto(fd, buf, len, buf.length - len, null);
       if (bytesRead === 0) break;
       len += bytesRead;
       if (len > maxBytes) throw new InvalidArgumentError(`${where} grew over the ${maxBytes}-byte limit while being read`);
+      if (len < buf.length) break; // readFdInto stops short only at EOF
     }
     return buf.subarray(0, len);
   } finally {
-    await fh.close();
+    fs.closeSync(fd);
   }
 }
 

@@ -4,8 +4,9 @@
 // ever has to hold a pages file in memory or unpack it to disk.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InvalidArgumentError, NotFoundError } from '../../errors';
+import { InvalidArgumentError } from '../../errors';
 import { fileTypeName } from '../file-type';
+import { lstatIfPresent, openRegularFile, readFdInto, type OpenedRegularFile } from '../open-regular';
 
 export interface ImageStore {
   /** How a file of this store is named in messages: `describe('pstree.img')`. */
@@ -38,8 +39,6 @@ export const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 /** Largest byte range read from a pages image at once (a command line or an environment is at most a few MiB). */
 export const MAX_RANGE_BYTES = 256 * 1024 * 1024;
 
-const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
-
 export function checkImageName(name: string): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new InvalidArgumentError(`CRIU image name ${JSON.stringify(name)} is not a plain file name`);
@@ -66,103 +65,70 @@ export class DirImageStore implements ImageStore {
     return path.join(this.dir, name);
   }
 
+  // Metadata and small reads are synchronous (open-regular.ts says why); only a pages image,
+  // read in ranges or streamed for `ferry inspect`, is read in slices with turns between them.
   async names(): Promise<string[]> {
-    const entries = await fs.promises.readdir(this.dir, { withFileTypes: true });
+    const entries = fs.readdirSync(this.dir, { withFileTypes: true });
     return entries.filter((e) => e.isFile()).map((e) => e.name).sort();
   }
 
-  private async lstat(name: string): Promise<fs.Stats | undefined> {
-    checkImageName(name);
-    try {
-      return await fs.promises.lstat(path.join(this.dir, name));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      throw err;
-    }
-  }
-
   async size(name: string): Promise<number | undefined> {
-    const st = await this.lstat(name);
+    checkImageName(name);
+    const st = lstatIfPresent(path.join(this.dir, name));
     if (!st) return undefined;
     if (!st.isFile()) throw new InvalidArgumentError(`${this.describe(name)} is a ${fileTypeName(st)}, not a regular file; refusing it`);
     return st.size;
   }
 
-  private async open(name: string): Promise<{ fh: fs.promises.FileHandle; size: number }> {
-    const where = this.describe(name);
-    const before = await this.lstat(name);
-    if (!before) throw new NotFoundError(`${where} does not exist`);
-    if (!before.isFile()) throw new InvalidArgumentError(`${where} is a ${fileTypeName(before)}, not a regular file; refusing it`);
-    let fh: fs.promises.FileHandle;
-    try {
-      fh = await fs.promises.open(path.join(this.dir, name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new NotFoundError(`${where} does not exist`);
-      if (code === 'ELOOP') throw new InvalidArgumentError(`${where} became a symlink; refusing to follow it`);
-      throw err;
-    }
-    const st = await fh.stat();
-    if (!st.isFile() || st.ino !== before.ino || st.dev !== before.dev) {
-      await fh.close();
-      throw new InvalidArgumentError(`${where} was replaced while being opened; refusing it`);
-    }
-    return { fh, size: st.size };
+  private open(name: string): OpenedRegularFile {
+    checkImageName(name);
+    return openRegularFile(path.join(this.dir, name), this.describe(name));
   }
 
   async read(name: string, maxBytes: number): Promise<Buffer> {
-    const { fh, size } = await this.open(name);
+    const { fd, st } = this.open(name);
     try {
-      if (size > maxBytes) throw new InvalidArgumentError(`${this.describe(name)} is ${size} bytes, over the ${maxBytes}-byte limit`);
-      const buf = Buffer.alloc(size);
-      let len = 0;
-      while (len < size) {
-        const { bytesRead } = await fh.read(buf, len, size - len, len);
-        if (bytesRead === 0) break;
-        len += bytesRead;
-      }
+      if (st.size > maxBytes) throw new InvalidArgumentError(`${this.describe(name)} is ${st.size} bytes, over the ${maxBytes}-byte limit`);
+      const buf = Buffer.alloc(st.size);
       // A file that shrank while being read is read as it is now; one that grew is cut at its fstat size.
+      const len = await readFdInto(fd, buf, 0, st.size, 0);
       return buf.subarray(0, len);
     } finally {
-      await fh.close();
+      fs.closeSync(fd);
     }
   }
 
   async *stream(name: string): AsyncIterable<Buffer> {
-    const { fh, size } = await this.open(name);
+    const { fd, st } = this.open(name);
     try {
       let pos = 0;
-      while (pos < size) {
-        const buf = Buffer.alloc(Math.min(1 << 20, size - pos));
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      while (pos < st.size) {
+        const buf = Buffer.alloc(Math.min(1 << 20, st.size - pos));
+        const bytesRead = await readFdInto(fd, buf, 0, buf.length, pos);
         if (bytesRead === 0) break;
         pos += bytesRead;
         yield buf.subarray(0, bytesRead);
       }
     } finally {
-      await fh.close();
+      fs.closeSync(fd);
     }
   }
 
   async readRanges(name: string, ranges: readonly ByteRange[]): Promise<Buffer[]> {
-    const { fh, size } = await this.open(name);
+    const { fd, st } = this.open(name);
     try {
-      checkRanges(this.describe(name), size, ranges);
+      checkRanges(this.describe(name), st.size, ranges);
       const out: Buffer[] = [];
       for (const r of ranges) {
         const buf = Buffer.alloc(r.length);
-        let len = 0;
-        while (len < r.length) {
-          const { bytesRead } = await fh.read(buf, len, r.length - len, r.offset + len);
-          if (bytesRead === 0) throw new InvalidArgumentError(`${this.describe(name)} shrank while being read`);
-          len += bytesRead;
+        if (await readFdInto(fd, buf, 0, r.length, r.offset) < r.length) {
+          throw new InvalidArgumentError(`${this.describe(name)} shrank while being read`);
         }
         out.push(buf);
       }
       return out;
     } finally {
-      await fh.close();
+      fs.closeSync(fd);
     }
   }
 }
