@@ -24,6 +24,9 @@ const root = path.resolve(__dirname, '..');
 const dist = path.join(root, 'dist');
 const buildId = crypto.randomBytes(12).toString('hex');
 const footer = { js: `//# ferry-build=${buildId}` };
+// CommonJS's function wrapper, exactly as src/loader/code-cache.ts's BUNDLE_WRAPPER_START/END.
+const BUNDLE_WRAPPER_START = '(function (exports, require, module, __filename, __dirname) {';
+const BUNDLE_WRAPPER_END = '\n})';
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: 'linked', minify: false, logLevel: 'warning', absWorkingDir: root };
 
 /** The node flags the shim's launcher runs node with (its `node_flags='…'` line). */
@@ -41,10 +44,8 @@ function launcherNodeFlags() {
  * em dashes in comments. esbuild already escapes strings, templates and regular expressions
  * (charset ascii); what is left is in comments, and an escape means the same character anywhere.
  */
-function asciiOnly(file) {
-  const text = fs.readFileSync(file, 'utf8');
-  const ascii = text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  if (ascii !== text) fs.writeFileSync(file, ascii);
+function asciiOnly(text) {
+  return text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**
@@ -55,12 +56,11 @@ function asciiOnly(file) {
  * importer gets an identical getter-only object, so sharing one changes nothing it can observe.
  * Left as it is (with a note) if esbuild's helper ever looks different.
  */
-function shareEsmWrappers(file) {
-  const text = fs.readFileSync(file, 'utf8');
+function shareEsmWrappers(file, text) {
   const helperEnd = /^var __toESM = \(mod, isNodeMode, target\) => [^]*?\n\)\);\n/m.exec(text);
   if (!helperEnd) {
     if (text.includes('__toESM(')) console.warn(`bundle: ${path.basename(file)}: esbuild's __toESM helper not recognised, wrappers not shared`);
-    return;
+    return text;
   }
   // On the helper's last line, so the source map's line numbers still hold.
   const at = helperEnd.index + helperEnd[0].length - 1;
@@ -69,7 +69,13 @@ function shareEsmWrappers(file) {
     ' let w = seen.get(mod); if (!w) seen.set(mod, w = [void 0, void 0]);' +
     ' return w[isNodeMode ? 1 : 0] ??= uncached(mod, isNodeMode);' +
     ' })(__toESM, new WeakMap()); // one wrapper per module object (contrib/bundle.js)';
-  fs.writeFileSync(file, text.slice(0, at) + memo + text.slice(at));
+  return text.slice(0, at) + memo + text.slice(at);
+}
+
+/** Writes beside and renames: a running program maps its bundle (below), and may map this one. */
+function writeReplacing(file, data) {
+  fs.writeFileSync(`${file}.tmp`, data);
+  fs.renameSync(`${file}.tmp`, file);
 }
 
 // The entries: one source, built once per program.
@@ -96,10 +102,22 @@ const bundles = [
   // `ferry --version` pays ~20 ms more for reading it (docs/benchmarks.md, Round 4: ferry import/export).
   { entry: 'src/ferry/main.ts', out: 'ferry.js', eager: true, external: ['zstd-napi'], flags: [] },
 ];
+// Each bundle is CommonJS's function wrapper around esbuild's output, the wrapper in the file
+// (banner and footer, which esbuild's source map accounts for): so the file is exactly the script
+// that src/loader/code-cache.ts compiles, and the loader can hand V8 a mapping of the file as the
+// source instead of a copy on the heap of every process (native mapAsciiFile). Files are written
+// beside and renamed, never rewritten in place: a running program has its bundles mapped, and a
+// mapped file truncated under it faults it with SIGBUS.
 for (const b of bundles) {
-  esbuild.buildSync({ ...common, entryPoints: [b.entry], outfile: path.join('dist', b.out), external: b.external, footer });
-  asciiOnly(path.join(dist, b.out));
-  shareEsmWrappers(path.join(dist, b.out));
+  const outfile = path.join(dist, b.out);
+  const result = esbuild.buildSync({
+    ...common, entryPoints: [b.entry], outfile, external: b.external, write: false,
+    banner: { js: BUNDLE_WRAPPER_START }, footer: { js: `${BUNDLE_WRAPPER_END}\n${footer.js}` },
+  });
+  for (const out of result.outputFiles) {
+    if (out.path === outfile) writeReplacing(outfile, shareEsmWrappers(outfile, asciiOnly(out.text)));
+    else writeReplacing(out.path, out.contents);
+  }
 }
 // esbuild keeps `import('node:x')` as a real dynamic import, and V8 rejects those in a script
 // compiled from a code cache (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): import Node's modules

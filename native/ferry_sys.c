@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
@@ -885,6 +886,54 @@ static napi_value malloc_trim_(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// ---- program text: a bundle's source as a string that lives in the page cache ----
+
+// Node declares this only under NAPI_EXPERIMENTAL, which would also switch the whole module to
+// experimental N-API semantics; it is exported by every Node from 20.4 on (ferry needs 20).
+extern napi_status node_api_create_external_string_latin1(napi_env env, char *str, size_t length,
+                                                         void (*finalize)(napi_env, void *, void *),
+                                                         void *hint, napi_value *result, bool *copied);
+
+// mapAsciiFile(path): the file's contents as a JS string backed by a read-only private mapping
+// of the file, or null when the file is empty or holds a byte over 0x7f (latin1 would then not
+// read as the file's UTF-8). V8 keeps a script's source for as long as the program runs (it
+// compiles functions lazily from it); read into the heap, each shim daemon held its bundles'
+// ~0.75 MB of source as anonymous memory of its own, where a mapping is the page cache's, one
+// copy for every process (docs/benchmarks.md, Round 5). The mapping is never unmapped: a
+// program's source lives as long as the program. The file must be replaced by rename, never
+// rewritten in place (contrib/bundle.js and contrib/install.sh do so): a mapped file truncated
+// under a running process faults it with SIGBUS, as for the addon itself.
+static napi_value map_ascii_file(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args(env, info, 1, argv);
+  char *file = arg_string(env, argv[0]);
+  if (file == NULL) return NULL;
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { int e = errno; napi_throw(env, errno_error(env, e, "open", "open %s", file)); free(file); return NULL; }
+  struct stat st;
+  if (fstat(fd, &st) != 0) { int e = errno; close(fd); napi_throw(env, errno_error(env, e, "fstat", "fstat %s", file)); free(file); return NULL; }
+  if (!S_ISREG(st.st_mode) || st.st_size == 0) { close(fd); free(file); napi_value n; napi_get_null(env, &n); return n; }
+  size_t len = (size_t)st.st_size;
+  void *at = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  int e = errno;
+  close(fd);
+  if (at == MAP_FAILED) { napi_throw(env, errno_error(env, e, "mmap", "mmap %s", file)); free(file); return NULL; }
+  free(file);
+  const unsigned char *bytes = at;
+  for (size_t i = 0; i < len; i++) {
+    if (bytes[i] > 0x7f) { munmap(at, len); napi_value n; napi_get_null(env, &n); return n; }
+  }
+  napi_value result;
+  bool copied = false;
+  if (node_api_create_external_string_latin1(env, at, len, NULL, NULL, &result, &copied) != napi_ok) {
+    munmap(at, len);
+    napi_throw_error(env, NULL, "ferry_sys: cannot make an external string");
+    return NULL;
+  }
+  if (copied) munmap(at, len); // a Node that copies (V8 sandbox builds): the copy is the string
+  return result;
+}
+
 // ---- module ----
 
 // The kernel's values, exported so tests can check the TS side's constants against the headers.
@@ -906,7 +955,7 @@ NAPI_MODULE_INIT() {
     FN("setWinsize", set_winsize), FN("getWinsize", get_winsize),
     FN("listenUnix", listen_unix), FN("receiveFd", receive_fd), FN("createFileFrom", create_file_from),
     FN("mount", mount_), FN("umount2", umount2_), FN("umount2Async", umount2_async), FN("watchFd", watch_fd),
-    FN("mallocTrim", malloc_trim_),
+    FN("mallocTrim", malloc_trim_), FN("mapAsciiFile", map_ascii_file),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
+import { mapAsciiFile } from '../sys/native';
 
 export const CACHE_MAGIC = 'FERRYCC1';
 /** The comment contrib/bundle.js appends to every bundle: `//# ferry-build=<id>`. */
@@ -21,6 +22,8 @@ export const BUILD_ID_MARK = '//# ferry-build=';
 export interface LoadReport {
   file: string;
   cache: 'used' | 'absent' | 'foreign' | 'rejected';
+  /** True when V8 compiled a mapping of the file (no copy of the source on the heap). */
+  mapped: boolean;
 }
 
 export const loadReports: LoadReport[] = [];
@@ -34,9 +37,38 @@ export function buildIdOf(source: string): string {
   return source.slice(start, end < 0 ? undefined : end).trim();
 }
 
-/** CommonJS's function wrapper, so the bundle sees exports/require/module as under require(). */
+/**
+ * CommonJS's function wrapper, so the bundle sees exports/require/module as under require().
+ * contrib/bundle.js writes it into each bundle file (the same two strings), so the file is the
+ * script itself; a file without it (a bundle not made by contrib/bundle.js) is wrapped here.
+ */
+export const BUNDLE_WRAPPER_START = '(function (exports, require, module, __filename, __dirname) {';
+export const BUNDLE_WRAPPER_END = '\n})';
+
 export function wrapCommonJs(source: string): string {
-  return `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
+  return `${BUNDLE_WRAPPER_START}${source}${BUNDLE_WRAPPER_END}`;
+}
+
+/** The script V8 compiles for a bundle's text: the text itself when it carries the wrapper. */
+export function scriptSourceOf(text: string): string {
+  return text.startsWith(BUNDLE_WRAPPER_START) ? text : wrapCommonJs(text);
+}
+
+/**
+ * A bundle's text, as a string over a mapping of the file when the native layer can make one
+ * (src/sys/native.ts mapAsciiFile): V8 keeps a script's source for the program's life, and a
+ * mapped source is page cache shared by every shim daemon instead of ~0.75 MB of each one's heap
+ * (docs/benchmarks.md, Round 5). Read into the heap when the addon is not there (a loader bundled
+ * outside dist/, as in tests) or the file is not pure ASCII.
+ */
+function bundleText(file: string): { text: string; mapped: boolean } {
+  let text: string | null = null;
+  try {
+    text = mapAsciiFile(file);
+  } catch {
+    /* no addon beside the bundle, or the mapping failed: read it (errors surface there) */
+  }
+  return text === null ? { text: fs.readFileSync(file, 'utf8'), mapped: false } : { text, mapped: true };
 }
 
 /** The V8 data in a cache file meant for `buildId`, or undefined. */
@@ -54,14 +86,15 @@ export function cachedDataFor(cacheFile: string, buildId: string): Buffer | unde
 
 /** Runs `file` (a CommonJS bundle) and returns its module.exports. */
 export function loadBundle(file: string): unknown {
-  const source = fs.readFileSync(file, 'utf8');
-  const buildId = buildIdOf(source);
+  const { text, mapped } = bundleText(file);
+  const buildId = buildIdOf(text);
   const cachedData = cachedDataFor(`${file}.cache`, buildId);
-  const script = new vm.Script(wrapCommonJs(source), { filename: file, cachedData });
+  // A wrapped file is compiled as it is: the mapped string itself is the source V8 keeps.
+  const script = new vm.Script(scriptSourceOf(text), { filename: file, cachedData });
   const cache: LoadReport['cache'] = cachedData === undefined
     ? (fs.existsSync(`${file}.cache`) ? 'foreign' : 'absent')
     : (script.cachedDataRejected ? 'rejected' : 'used');
-  loadReports.push({ file, cache });
+  loadReports.push({ file, cache, mapped: mapped && text.startsWith(BUNDLE_WRAPPER_START) });
   const module = { exports: {} as unknown, filename: file, id: file, loaded: false };
   const fn = script.runInThisContext() as (e: unknown, r: NodeJS.Require, m: unknown, f: string, d: string) => void;
   fn.call(module.exports, module.exports, createRequire(file), module, file, path.dirname(file));

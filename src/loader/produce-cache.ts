@@ -7,14 +7,14 @@
 import * as fs from 'node:fs';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { buildIdOf, CACHE_MAGIC, wrapCommonJs } from './code-cache';
+import { buildIdOf, CACHE_MAGIC, scriptSourceOf } from './code-cache';
 
 function produce(file: string, eager: boolean): void {
   const source = fs.readFileSync(file, 'utf8');
   const buildId = buildIdOf(source);
   if (!buildId) throw new Error(`${file}: no build id (contrib/bundle.js writes one)`);
   if (eager) v8.setFlagsFromString('--no-lazy');
-  const script = new vm.Script(wrapCommonJs(source), { filename: file });
+  const script = new vm.Script(scriptSourceOf(source), { filename: file });
   if (eager) v8.setFlagsFromString('--lazy');
   const data = script.createCachedData();
   const tmp = `${file}.cache.tmp`;

@@ -62,6 +62,7 @@ interface Addon {
   watchFd(fd: number, onReadable: (value: bigint) => void): FdWatcher;
   createFileFrom(path: string, mode: number, srcFd: number, offset: number, length: number, methods: number, failFirstCopyWith: number): Promise<FileCopyResult>;
   mallocTrim(): boolean;
+  mapAsciiFile(file: string): string | null;
   constants: Record<string, number>;
 }
 
@@ -377,4 +378,14 @@ export function createFileFrom(
  */
 export function mallocTrim(): boolean {
   return native().mallocTrim();
+}
+
+/**
+ * The contents of `file` as a string backed by a read-only mapping of it (the page cache, shared by
+ * every process that maps it) instead of V8's heap; null when the file is empty or not pure ASCII.
+ * For program bundles (src/loader/code-cache.ts), whose source V8 keeps for the program's life;
+ * the file must only ever be replaced by rename (native/ferry_sys.c says why).
+ */
+export function mapAsciiFile(file: string): string | null {
+  return native().mapAsciiFile(file);
 }

@@ -21,7 +21,10 @@ function builtinsAfter(script: string): Set<string> {
 test('loading the daemon bundle compiles none of the builtins it loads on first use', () => {
   expect(fs.existsSync(bundle)).toBe(true); // `make build` first
   const bare = builtinsAfter('0');
-  const daemon = builtinsAfter(`require(${JSON.stringify(bundle)})`);
+  // The bundle file is CommonJS's function wrapper (contrib/bundle.js): run it as the loader does.
+  const daemon = builtinsAfter(`const f = require('vm').runInThisContext(require('fs').readFileSync(${JSON.stringify(bundle)}, 'utf8'));
+    const m = { exports: {} };
+    f.call(m.exports, m.exports, require('module').createRequire(${JSON.stringify(bundle)}), m, ${JSON.stringify(bundle)}, ${JSON.stringify(path.dirname(bundle))})`);
   const added = [...daemon].filter((m) => !bare.has(m));
   expect(added.length).toBeGreaterThan(0); // the bundle was loaded: it needs net, fs/promises…
   for (const m of onFirstUse) expect(added).not.toContain(m);
