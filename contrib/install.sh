@@ -11,7 +11,10 @@
 #       loads a .node file).
 # Every file is written beside its target and renamed over it, so a shim that containerd starts
 # during an install never reads a half-written file (a bundle and an older cache only cost the
-# cache: their build ids differ).
+# cache: their build ids differ), and running shims keep what they mapped: the addon and every
+# bundle's source (src/loader/code-cache.ts) are mappings of these files, and a mapped file
+# rewritten in place (cp over it) faults the processes that map it with SIGBUS. Whatever else
+# replaces them (a package manager) must rename too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
