@@ -7,8 +7,7 @@
 // changed CRIU is always asked again. Kept in the daemon's memory and, for the next daemons, in
 // one small root-only file per binary under /run/ferry/criu-version (tmpfs: gone at boot). A
 // cache that cannot be read or written is no error: CRIU is then simply asked.
-import * as fs from 'node:fs';
-import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, promises as fsp, readFileSync, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 
 export const DEFAULT_CRIU_VERSION_CACHE_DIR = '/run/ferry/criu-version';
@@ -49,13 +48,13 @@ function isEntry(v: unknown): v is Entry {
 
 /** Synchronous: a few hundred bytes read on every restore's critical path (format/open-regular.ts). */
 function readEntryFile(file: string): unknown {
-  const fd = fs.openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  const fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   try {
-    const st = fs.fstatSync(fd);
+    const st = fstatSync(fd);
     if (!st.isFile() || st.size > MAX_ENTRY_BYTES || st.uid !== process.getuid?.()) return undefined;
-    return JSON.parse(fs.readFileSync(fd, 'utf8'));
+    return JSON.parse(readFileSync(fd, 'utf8'));
   } finally {
-    fs.closeSync(fd);
+    closeSync(fd);
   }
 }
 

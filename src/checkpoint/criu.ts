@@ -94,7 +94,7 @@ export async function ensureCriu(criuPath: string, envPath?: string, cacheDir?: 
   try {
     identity = binaryIdentity(fs.statSync(binary, { bigint: true }));
   } catch {
-    identity = undefined;
+    /* no identity to remember it by: CRIU is asked */
   }
   let version = identity ? await cachedCriuVersion(binary, identity, cacheDir) : undefined;
   if (!version) {

@@ -75,7 +75,6 @@ export async function readCheckpointFile(dir: string, name: string, opts: SafeRe
         buf = bigger;
       }
       const bytesRead = await readFdInto(fd, buf, len, buf.length - len, null);
-      if (bytesRead === 0) break;
       len += bytesRead;
       if (len > maxBytes) throw new InvalidArgumentError(`${where} grew over the ${maxBytes}-byte limit while being read`);
       if (len < buf.length) break; // readFdInto stops short only at EOF

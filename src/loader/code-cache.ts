@@ -89,12 +89,14 @@ export function loadBundle(file: string): unknown {
   const { text, mapped } = bundleText(file);
   const buildId = buildIdOf(text);
   const cachedData = cachedDataFor(`${file}.cache`, buildId);
-  // A wrapped file is compiled as it is: the mapped string itself is the source V8 keeps.
-  const script = new vm.Script(scriptSourceOf(text), { filename: file, cachedData });
+  // A wrapped file is compiled as it is: the mapped string itself is the source V8 keeps. An
+  // unwrapped one is copied by the wrapper (its mapping, if any, then goes unused).
+  const source = scriptSourceOf(text);
+  const script = new vm.Script(source, { filename: file, cachedData });
   const cache: LoadReport['cache'] = cachedData === undefined
     ? (fs.existsSync(`${file}.cache`) ? 'foreign' : 'absent')
     : (script.cachedDataRejected ? 'rejected' : 'used');
-  loadReports.push({ file, cache, mapped: mapped && text.startsWith(BUNDLE_WRAPPER_START) });
+  loadReports.push({ file, cache, mapped: mapped && source === text });
   const module = { exports: {} as unknown, filename: file, id: file, loaded: false };
   const fn = script.runInThisContext() as (e: unknown, r: NodeJS.Require, m: unknown, f: string, d: string) => void;
   fn.call(module.exports, module.exports, createRequire(file), module, file, path.dirname(file));
