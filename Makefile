@@ -49,7 +49,8 @@ test-e2e: build
 # issue 12's suites with their full counts (FERRY_SOAK=full: 200 lifecycles, 2,000 execs and 50
 # checkpoints in one daemon, 20 tasks when containerd is killed; 1,000,000 fuzzed frames), figures
 # into build/reliability/ summed up in build/reliability/summary.md; and issue 11's corners
-# (FERRY_E2E_SOAK=1: 100 terminal execs, a tty exec after each of 20 tty containers, the SIGTERM
+# (FERRY_E2E_SOAK=1: 100 terminal execs, a tty exec after each of 20 tty containers, 400
+# `ctr run --rm … seq` under load whose output must arrive whole, the SIGTERM
 # lifecycle test 30 times per lane). Runs ~40 min on 2 cores.
 SOAK_SUITES := test/e2e/soak.test.ts test/e2e/faults.test.ts test/e2e/checkpoint-faults.test.ts test/e2e/runc-faults.test.ts test/e2e/hostile-rpc.test.ts test/e2e/privacy.test.ts
 soak: build
@@ -60,7 +61,7 @@ soak: build
 	FERRY_SOAK=full $(NODE_BIN)/jest --selectProjects e2e --runInBand $(SOAK_SUITES) \
 	  --json --outputFile=build/reliability/jest-e2e.json || status=1; \
 	node contrib/soak-report.js || status=1; \
-	FERRY_E2E_SOAK=1 $(NODE_BIN)/jest --selectProjects e2e --runInBand test/e2e/exec-terminal.test.ts test/e2e/tty-release.test.ts || status=1; \
+	FERRY_E2E_SOAK=1 $(NODE_BIN)/jest --selectProjects e2e --runInBand test/e2e/exec-terminal.test.ts test/e2e/tty-release.test.ts test/e2e/output-delivery.test.ts || status=1; \
 	FERRY_E2E_SOAK=1 $(NODE_BIN)/jest --selectProjects e2e --runInBand test/e2e/lifecycle.test.ts -t 'SIGTERM' || status=1; \
 	exit $$status
 

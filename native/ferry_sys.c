@@ -419,6 +419,21 @@ static napi_value get_winsize(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// ---- pipes ----
+
+// ioctl FIONREAD on any end of a pipe or FIFO: how many bytes wait in its buffer. The shim asks
+// it of an output FIFO it is about to close, to know whether containerd's client has read
+// everything yet (its reader is closed as soon as the task's exit reaches it).
+static napi_value queued_bytes(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  args(env, info, 1, argv);
+  if (!arg_int(env, argv[0], &fd)) return NULL;
+  int n = 0;
+  if (ioctl(fd, FIONREAD, &n) != 0) THROW_ERRNO("ioctl", "ioctl FIONREAD fd %d", fd);
+  return num(env, n);
+}
+
 // The shim's `start` process goes on as the daemon (shim/containerd-shim-ferry-v2): once it
 // has printed the address it leaves containerd's session and the pipe containerd reads, like a
 // daemon spawned detached would: setsid(), then /dev/null as stdin, stdout and stderr.
@@ -951,7 +966,7 @@ NAPI_MODULE_INIT() {
 #define FN(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL }
     FN("setChildSubreaper", set_child_subreaper), FN("waitpidNoHang", waitpid_nohang), FN("spawnProcess", spawn_process), FN("pidfdSupported", pidfd_supported),
     FN("detachSession", detach_session),
-    FN("pipe2", pipe2_), FN("dup", dup_), FN("setCloexec", set_cloexec), FN("eventfd", eventfd_), FN("mkfifo", mkfifo_),
+    FN("pipe2", pipe2_), FN("dup", dup_), FN("setCloexec", set_cloexec), FN("eventfd", eventfd_), FN("mkfifo", mkfifo_), FN("queuedBytes", queued_bytes),
     FN("setWinsize", set_winsize), FN("getWinsize", get_winsize),
     FN("listenUnix", listen_unix), FN("receiveFd", receive_fd), FN("createFileFrom", create_file_from),
     FN("mount", mount_), FN("umount2", umount2_), FN("umount2Async", umount2_async), FN("watchFd", watch_fd),

@@ -11,6 +11,7 @@ import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ReadStream as TtyReadStream } from 'node:tty';
+import type { Writable } from 'node:stream';
 import { tty } from '../loader/on-first-use';
 import { dup, isErrnoError, listenUnix, receiveFd, setWinsize } from '../sys/native';
 import { closeAfterFlush, openInputFifo, openOutputFifo } from './fifo';
@@ -39,7 +40,7 @@ export class ConsoleIO implements ProcessIO {
   private masterFd: number | null = null;
   private stdinReader: net.Socket | null = null;
   private stdinKeeper: number | null = null;
-  private stdoutFifo: net.Socket | null = null;
+  private stdoutFifo: Writable | null = null;
   /** A copy of the master, held only while the output is drained after the read side ended. */
   private drainFd: number | null = null;
   private shutDown = false;

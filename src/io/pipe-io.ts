@@ -26,6 +26,8 @@ export class PipeIO implements ProcessIO {
   private stdinKeeper: number | null = null;
   private stdinWriter: net.Socket | null = null;
   private readonly copies: Promise<void>[] = [];
+  /** Each output copy's pipe has reached EOF (or failed): its last bytes are on their way. */
+  private readonly ends: Promise<void>[] = [];
   /** What the shim reads: the stdout and stderr pipes' read ends (in that order), then stdin's FIFO. */
   private readonly readers: net.Socket[] = [];
   private readonly toClose: Writable[] = [];
@@ -78,10 +80,12 @@ export class PipeIO implements ProcessIO {
       const fifo = shared ?? this.openOutput(path);
       if (shared) pendingShared++;
       else this.toClose.push(fifo);
-      this.copies.push(copyOutput(reader, fifo, () => {
+      const copy = copyOutput(reader, fifo, () => {
         if (!shared) return true;
         return --pendingShared === 0;
-      }));
+      });
+      this.copies.push(copy.done);
+      this.ends.push(copy.ended);
     }
     if (shared) this.toClose.push(shared);
     if (stdin && this.stdinWriter) {
@@ -117,6 +121,21 @@ export class PipeIO implements ProcessIO {
     if (timer) clearTimeout(timer);
   }
 
+  /**
+   * Resolves once the output has reached containerd's client: every copy's pipe ended within
+   * `eofTimeoutMs` and its FIFO was then read empty (closeAfterFlush bounds that). If a pipe
+   * does not end in time (a process left behind still holds it), at once.
+   */
+  async outputDelivered(eofTimeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      Promise.all(this.ends).then(() => true),
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), eofTimeoutMs); }),
+    ]);
+    if (timer) clearTimeout(timer);
+    if (ended) await Promise.all(this.copies);
+  }
+
   close(): void {
     this.closeChildEnds();
     if (this.stdinKeeper !== null) {
@@ -129,13 +148,19 @@ export class PipeIO implements ProcessIO {
   }
 }
 
-/** Copies a pipe into a FIFO (or file); `last()` says whether this copy should close it. */
-function copyOutput(reader: net.Socket, fifo: Writable, last: () => boolean): Promise<void> {
-  return new Promise<void>((resolve) => {
-    let done = false;
+/**
+ * Copies a pipe into a FIFO (or file); `last()` says whether this copy should close it.
+ * `ended` resolves when the pipe has ended, `done` once the destination was closed after it.
+ */
+function copyOutput(reader: net.Socket, fifo: Writable, last: () => boolean): { ended: Promise<void>; done: Promise<void> } {
+  let markEnded!: () => void;
+  const ended = new Promise<void>((resolve) => { markEnded = resolve; });
+  const done = new Promise<void>((resolve) => {
+    let finished = false;
     const finish = () => {
-      if (done) return;
-      done = true;
+      markEnded();
+      if (finished) return;
+      finished = true;
       reader.destroy();
       if (last()) {
         closeAfterFlush(fifo, resolve);
@@ -151,6 +176,7 @@ function copyOutput(reader: net.Socket, fifo: Writable, last: () => boolean): Pr
     });
     reader.once('end', finish);
     reader.once('error', finish);
-    fifo.once('error', () => { reader.destroy(); done = true; resolve(); });
+    fifo.once('error', () => { reader.destroy(); finished = true; markEnded(); resolve(); });
   });
+  return { ended, done };
 }

@@ -29,4 +29,9 @@ export interface ProcessIO {
    * master) may be released once its output is drained, waiting at most `drainTimeoutMs`.
    */
   processExited?(drainTimeoutMs: number): void;
+  /**
+   * Resolves once the process's output has reached containerd's client (bounded: waits for the
+   * output to end at most `eofTimeoutMs`). Only where the shim copies into the client's FIFOs.
+   */
+  outputDelivered?(eofTimeoutMs: number): Promise<void>;
 }

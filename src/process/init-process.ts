@@ -10,7 +10,7 @@ import { readPidFile } from './pid-file';
 import { reaper, type Exit } from './reaper';
 import { IO_DRAIN_TIMEOUT_MS, ShimProcess } from './shim-process';
 
-export { IO_DRAIN_TIMEOUT_MS } from './shim-process';
+export { IO_DRAIN_TIMEOUT_MS, OUTPUT_EOF_TIMEOUT_MS } from './shim-process';
 
 export interface InitOptions {
   noPivotRoot?: boolean;

@@ -6,6 +6,12 @@ import type { Exit } from './reaper';
 
 /** How long Delete waits for a process's output to drain (a daemonized child can hold it). */
 export const IO_DRAIN_TIMEOUT_MS = 2000;
+/**
+ * How long an init's exit waits for its output to end before it is made known anyway (the
+ * rest is bytes still in the pipe, read at once; a process left behind that holds the pipe
+ * must not hold the exit).
+ */
+export const OUTPUT_EOF_TIMEOUT_MS = 50;
 
 export abstract class ShimProcess {
   pid = 0;

@@ -16,7 +16,7 @@ import { createLogUriIO } from '../io/log-uri';
 import type { ProcessIO, StdioPaths } from '../io/process-io';
 import type { Logger } from '../log';
 import { ExecProcess, execProcessSpec } from '../process/exec-process';
-import { InitProcess, IO_DRAIN_TIMEOUT_MS } from '../process/init-process';
+import { InitProcess, IO_DRAIN_TIMEOUT_MS, OUTPUT_EOF_TIMEOUT_MS } from '../process/init-process';
 import { statusNumber } from '../process/process-state';
 import { reaper, type Exit } from '../process/reaper';
 import { killStrays, strayChildren } from '../process/stray-processes';
@@ -247,6 +247,9 @@ export class TaskService {
     await c.execsEnded();
     await this.startGates.get(c.init);
     await c.init.operationsSettled(); // a Kill being answered is answered first, as in the Go shim
+    // containerd's client closes its FIFO readers as soon as Wait returns (Task.Delete cancels
+    // its IO before it deletes): what the container wrote must have reached them by then.
+    await c.init.io?.outputDelivered?.(OUTPUT_EOF_TIMEOUT_MS);
     // A created init deleted meanwhile (runc delete --force) had its exit recorded there.
     if (c.init.setExited(exit)) await this.publishExit(c, c.init, exit);
   }

@@ -59,6 +59,7 @@ interface Addon {
   umount2Async(target: string, flags: number): Promise<void>;
   eventfd(): number;
   mkfifo(path: string, mode: number): void;
+  queuedBytes(fd: number): number;
   watchFd(fd: number, onReadable: (value: bigint) => void): FdWatcher;
   createFileFrom(path: string, mode: number, srcFd: number, offset: number, length: number, methods: number, failFirstCopyWith: number): Promise<FileCopyResult>;
   mallocTrim(): boolean;
@@ -205,6 +206,15 @@ export function dup(fd: number): number {
 export function mkfifo(path: string, mode = 0o600): void {
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new RangeError(`mkfifo mode must be 0..07777, got ${mode}`);
   native().mkfifo(path, mode);
+}
+
+/**
+ * ioctl FIONREAD: the bytes waiting in a pipe's or FIFO's buffer (from any of its ends). The
+ * shim holds its output FIFOs open until containerd's client has read them (src/io/fifo.ts).
+ */
+export function queuedBytes(fd: number): number {
+  checkFd(fd);
+  return native().queuedBytes(fd);
 }
 
 /** Sets or clears FD_CLOEXEC, e.g. to let one chosen fd survive into a spawned process. */
