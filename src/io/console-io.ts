@@ -15,7 +15,7 @@ import type { Writable } from 'node:stream';
 import { tty } from '../loader/on-first-use';
 import { dup, isErrnoError, listenUnix, receiveFd, setWinsize } from '../sys/native';
 import { closeAfterFlush, openInputFifo, openOutputFifo } from './fifo';
-import type { ProcessIO, StdioPaths } from './process-io';
+import { deliveredUnlessHeld, type ProcessIO, type StdioPaths } from './process-io';
 import type { ChildFds } from './child-fds';
 
 /** How long we wait for runc's pty master once runc create/exec has returned (Go shim: 30 s). */
@@ -46,11 +46,15 @@ export class ConsoleIO implements ProcessIO {
   private shutDown = false;
   private readonly copied: Promise<void>;
   private resolveCopied!: () => void;
+  /** The terminal's output has ended (and been drained): what is left is on its way to the FIFO. */
+  private readonly outputEnded: Promise<void>;
+  private resolveOutputEnded!: () => void;
 
   private constructor(private readonly paths: StdioPaths, socketDir: string, listenFd: number) {
     this.socketDir = socketDir;
     this.listenFd = listenFd;
     this.copied = new Promise((resolve) => { this.resolveCopied = resolve; });
+    this.outputEnded = new Promise((resolve) => { this.resolveOutputEnded = resolve; });
   }
 
   /** Creates the console socket (listening) for runc's --console-socket. */
@@ -113,6 +117,7 @@ export class ConsoleIO implements ProcessIO {
     const fifo = this.stdoutFifo;
     let ended = false;
     const finish = () => {
+      this.resolveOutputEnded();
       if (fifo) closeAfterFlush(fifo, () => this.resolveCopied());
       else this.resolveCopied();
     };
@@ -142,7 +147,7 @@ export class ConsoleIO implements ProcessIO {
     });
     reader.once('error', endOutput);
     reader.once('close', endOutput);
-    fifo?.once('error', () => { ended = true; reader.destroy(); this.resolveCopied(); });
+    fifo?.once('error', () => { ended = true; reader.destroy(); this.resolveOutputEnded(); this.resolveCopied(); });
     reader.resume();
 
     if (this.paths.stdin) {
@@ -260,6 +265,15 @@ export class ConsoleIO implements ProcessIO {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.copied, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); })]);
     if (timer) clearTimeout(timer);
+  }
+
+  /**
+   * Resolves once the terminal's output has reached containerd's client: it ended within
+   * `eofTimeoutMs` and the FIFO was then read empty (closeAfterFlush bounds that); at once if it
+   * does not end in time (a process left behind still holds the terminal).
+   */
+  async outputDelivered(eofTimeoutMs: number): Promise<void> {
+    if (this.stdoutFifo) await deliveredUnlessHeld(this.outputEnded, this.copied, eofTimeoutMs);
   }
 
   close(): void {

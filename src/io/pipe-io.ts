@@ -11,7 +11,7 @@ import type * as net from 'node:net';
 import type { Writable } from 'node:stream';
 import { pipe2 } from '../sys/native';
 import { closeAfterFlush, openInputFifo, openOutputFifo, pipeReader, pipeWriter } from './fifo';
-import type { ProcessIO, StdioPaths } from './process-io';
+import { deliveredUnlessHeld, type ProcessIO, type StdioPaths } from './process-io';
 import { closeChildFds, type ChildFds } from './child-fds';
 
 /**
@@ -127,13 +127,7 @@ export class PipeIO implements ProcessIO {
    * does not end in time (a process left behind still holds it), at once.
    */
   async outputDelivered(eofTimeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const ended = await Promise.race([
-      Promise.all(this.ends).then(() => true),
-      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), eofTimeoutMs); }),
-    ]);
-    if (timer) clearTimeout(timer);
-    if (ended) await Promise.all(this.copies);
+    await deliveredUnlessHeld(Promise.all(this.ends), Promise.all(this.copies), eofTimeoutMs);
   }
 
   close(): void {

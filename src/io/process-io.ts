@@ -35,3 +35,18 @@ export interface ProcessIO {
    */
   outputDelivered?(eofTimeoutMs: number): Promise<void>;
 }
+
+/**
+ * outputDelivered's rule, for IOs that copy into the client's FIFOs: once the output has
+ * `ended` within `eofTimeoutMs`, wait until it is `copied` (the FIFOs closed after their reader
+ * took what they held); if it has not ended by then, do not wait at all.
+ */
+export async function deliveredUnlessHeld(ended: Promise<unknown>, copied: Promise<unknown>, eofTimeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const endedInTime = await Promise.race([
+    ended.then(() => true),
+    new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), eofTimeoutMs); }),
+  ]);
+  if (timer) clearTimeout(timer);
+  if (endedInTime) await copied;
+}

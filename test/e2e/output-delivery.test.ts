@@ -97,38 +97,42 @@ describe.each(lanes())('output delivery [$name]', (lane) => {
   // loses the rest there. ferry answers once the reader has taken it (bounded: a reader that
   // stops taking bytes for 50 ms no longer holds the exit).
   const ferryOnly = isGoShim(lane) ? test.skip : test;
-  ferryOnly(`a slow reader closed as soon as Wait returns has had all the init's output [${lane.name}]`, async () => {
-    const c = containerd();
-    const id = uniqueId('slow-reader');
-    const lines = 10000; // 48,894 bytes: within the FIFO's 64 KiB, so seq exits before it is read
-    await ctrOk(c, ['containers', 'create', '--runtime', lane.runtime, c.image!.name, id, 'seq', '1', String(lines)]);
-    const out = fifo(`${id}-stdout`);
-    const err = fifo(`${id}-stderr`);
-    // The client's readers, open before Create.
-    const reader = fs.openSync(out, O_RDONLY | O_NONBLOCK);
-    const errReader = fs.openSync(err, O_RDONLY | O_NONBLOCK);
-    const chunks: Buffer[] = [];
-    try {
-      await callTasks(c, 'create', { containerId: id, rootfs: await rootfsMounts(c, id), stdout: out, stderr: err });
-      let exited = false;
-      const waited = callTasks(c, 'wait', { containerId: id }).then((r) => { exited = true; return r; });
-      await callTasks(c, 'start', { containerId: id });
-      // 4 KiB every 10 ms until Wait returns; then not one byte more (cio Cancel).
-      while (!exited) {
-        chunks.push(readNow(reader, 4096));
-        await sleep(10);
+  for (const terminal of [false, true]) {
+    const what = terminal ? 'with a terminal' : 'through pipes';
+    ferryOnly(`a slow reader closed as soon as Wait returns has had all the init's output, ${what} [${lane.name}]`, async () => {
+      const c = containerd();
+      const id = uniqueId('slow-reader');
+      // 48,894 bytes (58,894 with the terminal's \r\n): within the FIFO's 64 KiB, so seq
+      // exits before it is read.
+      const lines = 10000;
+      const expected = terminal ? seqText(lines).replace(/\n/g, '\r\n') : seqText(lines);
+      await ctrOk(c, ['containers', 'create', '--runtime', lane.runtime, ...(terminal ? ['--tty'] : []), c.image!.name, id, 'seq', '1', String(lines)]);
+      const out = fifo(`${id}-stdout`);
+      const err = terminal ? '' : fifo(`${id}-stderr`);
+      // The client's readers, open before Create.
+      const readers = [out, err].filter(Boolean).map((p) => fs.openSync(p, O_RDONLY | O_NONBLOCK));
+      const chunks: Buffer[] = [];
+      try {
+        await callTasks(c, 'create', { containerId: id, rootfs: await rootfsMounts(c, id), stdout: out, stderr: err, terminal });
+        let exited = false;
+        const waited = callTasks(c, 'wait', { containerId: id }).then((r) => { exited = true; return r; });
+        await callTasks(c, 'start', { containerId: id });
+        // 4 KiB every 10 ms until Wait returns; then not one byte more (cio Cancel).
+        while (!exited) {
+          chunks.push(readNow(readers[0]!, 4096));
+          await sleep(10);
+        }
+        expect((await waited).exitStatus).toBe(0);
+      } finally {
+        for (const fd of readers) fs.closeSync(fd);
       }
-      expect((await waited).exitStatus).toBe(0);
-    } finally {
-      fs.closeSync(reader);
-      fs.closeSync(errReader);
-    }
-    const got = Buffer.concat(chunks).toString();
-    expect(got.length).toBe(seqText(lines).length);
-    expect(got === seqText(lines)).toBe(true);
-    await callTasks(c, 'delete', { containerId: id });
-    await ctrOk(c, ['containers', 'delete', id]);
-  });
+      const got = Buffer.concat(chunks).toString();
+      expect(got.length).toBe(expected.length);
+      expect(got === expected).toBe(true);
+      await callTasks(c, 'delete', { containerId: id });
+      await ctrOk(c, ['containers', 'delete', id]);
+    });
+  }
 
   // The Go shim loses output here too (1 of 400 runs, 10,590 bytes short, measured here).
   ferryOnly(`${RUNS} \`ctr run --rm … seq 1 ${SEQ_LINES}\`, ${PARALLEL} at a time beside two busy CPUs: every output whole [${lane.name}]`, async () => {
