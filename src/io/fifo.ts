@@ -158,8 +158,13 @@ export function closeAfterFlush(writer: Writable, done?: () => void): void {
   else writer.write(Buffer.alloc(0), flushed);
 }
 
-/** How long an output FIFO may hold unread bytes without its reader taking any. */
-const READ_STALL_MS = 50;
+/** How long an output FIFO may hold unread bytes without its reader taking any... */
+const READ_STALL_MS = 100;
+/**
+ * ...counting at most this much of each pause between two looks: while the daemon itself was
+ * held up (a full GC, a long synchronous step) the reader was not given its chance to be seen.
+ */
+const READ_LOOK_GAP_MS = 5;
 /** How long a reader that keeps reading may take in all. */
 const READ_LIMIT_MS = 2000;
 
@@ -167,13 +172,15 @@ const READ_LIMIT_MS = 2000;
  * Calls `then` once the output FIFO's buffer is empty: containerd's client closes its readers
  * as soon as the task's exit reaches it (Task.Delete cancels its IO first), and what it has not
  * read by then is lost. Bounded: a client that has gone, or never reads, stops taking bytes,
- * and after READ_STALL_MS of that the FIFO is closed all the same (as it would be at once).
+ * and after READ_STALL_MS of that the FIFO is closed all the same (a reader that still has it
+ * open can read the rest; with none, nobody would have).
  */
 function whenRead(writer: Writable, then: () => void): void {
   const fdOf = outputFds.get(writer)!;
   const started = Date.now();
   let last = Infinity;
-  let lastProgress = started;
+  let idleMs = 0;
+  let previousLook = started;
   const check = () => {
     const fd = fdOf();
     let queued = 0;
@@ -183,8 +190,9 @@ function whenRead(writer: Writable, then: () => void): void {
       try { queued = queuedBytes(fd); } catch { queued = 0; }
     }
     const now = Date.now();
-    if (queued < last) { last = queued; lastProgress = now; }
-    if (queued === 0 || now - lastProgress >= READ_STALL_MS || now - started >= READ_LIMIT_MS) { then(); return; }
+    if (queued < last) { last = queued; idleMs = 0; } else idleMs += Math.min(now - previousLook, READ_LOOK_GAP_MS);
+    previousLook = now;
+    if (queued === 0 || idleMs >= READ_STALL_MS || now - started >= READ_LIMIT_MS) { then(); return; }
     setTimeout(check, 1);
   };
   check();

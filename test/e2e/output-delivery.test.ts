@@ -95,7 +95,7 @@ describe.each(lanes())('output delivery [$name]', (lane) => {
 
   // The Go shim answers Wait at the exit, whatever the FIFO still holds: a client this slow
   // loses the rest there. ferry answers once the reader has taken it (bounded: a reader that
-  // stops taking bytes for 50 ms no longer holds the exit).
+  // stops taking bytes for 100 ms no longer holds the exit).
   const ferryOnly = isGoShim(lane) ? test.skip : test;
   for (const terminal of [false, true]) {
     const what = terminal ? 'with a terminal' : 'through pipes';
@@ -117,10 +117,10 @@ describe.each(lanes())('output delivery [$name]', (lane) => {
         let exited = false;
         const waited = callTasks(c, 'wait', { containerId: id }).then((r) => { exited = true; return r; });
         await callTasks(c, 'start', { containerId: id });
-        // 4 KiB every 10 ms until Wait returns; then not one byte more (cio Cancel).
+        // 4 KiB every 5 ms until Wait returns; then not one byte more (cio Cancel).
         while (!exited) {
           chunks.push(readNow(readers[0]!, 4096));
-          await sleep(10);
+          await sleep(5);
         }
         expect((await waited).exitStatus).toBe(0);
       } finally {
