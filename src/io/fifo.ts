@@ -56,7 +56,10 @@ function openOutputIfRead(path: string): number | null {
   }
 }
 
-/** What closeAfterFlush asks of an output FIFO: its fd, or null while it is not open. */
+/**
+ * What closeAfterFlush asks of an output FIFO: its fd, or null while it is not open or once it
+ * was destroyed (closing it could free the number for another file).
+ */
 const outputFds = new WeakMap<Writable, () => number | null>();
 
 function outputSocket(fd: number): net.Socket {
@@ -72,13 +75,12 @@ const READER_RETRY_MAX_MS = 200;
 /** An output FIFO whose reader has not opened it yet (openOutputFifo). */
 class OutputAwaitingReader extends Writable {
   private socket: net.Socket | null = null;
-  private socketFd = -1;
   private pending: { chunk: Buffer; done: (err?: Error | null) => void } | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly path: string, private retryMs = READER_RETRY_FIRST_MS) {
     super();
-    outputFds.set(this, () => (this.socket && !this.socket.destroyed ? this.socketFd : null));
+    outputFds.set(this, () => (this.socket ? outputFds.get(this.socket)!() : null));
     this.schedule();
   }
 
@@ -98,8 +100,7 @@ class OutputAwaitingReader extends Writable {
       return;
     }
     if (fd === null) { this.schedule(); return; }
-    this.socketFd = fd;
-    const socket = new net.Socket({ fd, readable: false, writable: true });
+    const socket = outputSocket(fd);
     this.socket = socket;
     socket.on('error', (err) => this.destroy(err));
     const waiting = this.pending;
@@ -153,7 +154,11 @@ export function pipeWriter(fd: number): net.Socket {
 export function closeAfterFlush(writer: Writable, done?: () => void): void {
   const close = () => { writer.destroy(); done?.(); };
   if (writer.destroyed) { done?.(); return; }
-  const flushed = () => (outputFds.has(writer) ? whenRead(writer, close) : close());
+  const flushed = () => {
+    const fdOf = outputFds.get(writer);
+    if (fdOf) whenRead(fdOf, close);
+    else close();
+  };
   if (writer.writableLength === 0) flushed();
   else writer.write(Buffer.alloc(0), flushed);
 }
@@ -175,8 +180,7 @@ const READ_LIMIT_MS = 2000;
  * and after READ_STALL_MS of that the FIFO is closed all the same (a reader that still has it
  * open can read the rest; with none, nobody would have).
  */
-function whenRead(writer: Writable, then: () => void): void {
-  const fdOf = outputFds.get(writer)!;
+function whenRead(fdOf: () => number | null, then: () => void): void {
   const started = Date.now();
   let last = Infinity;
   let idleMs = 0;
@@ -184,9 +188,7 @@ function whenRead(writer: Writable, then: () => void): void {
   const check = () => {
     const fd = fdOf();
     let queued = 0;
-    // The fd is only asked while the stream has not been destroyed (closing it could free the
-    // number for another file).
-    if (fd !== null && !writer.destroyed) {
+    if (fd !== null) {
       try { queued = queuedBytes(fd); } catch { queued = 0; }
     }
     const now = Date.now();

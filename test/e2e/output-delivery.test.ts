@@ -14,11 +14,12 @@ import { callTasks } from '../helpers/containerd-api';
 import { ctrOk, rootfsMounts } from '../helpers/checkpoint-content';
 import type { Containerd } from '../helpers/containerd';
 import { ctrRun, ctrRunDetached, expectExit, isGoShim, lanes, uniqueId, useContainerd, waitForStatus } from '../helpers/lanes';
+import { openWhenWritten, readNow } from '../helpers/fifo-reader';
 import { mkfifo } from '../../src/sys/native';
 
 jest.setTimeout(120000);
 
-const { O_RDONLY, O_WRONLY, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_NONBLOCK } = fs.constants;
 const PROCESS_SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** `make soak` (FERRY_E2E_SOAK=1) runs many more. */
@@ -27,30 +28,6 @@ const PARALLEL = 8;
 /** 108,894 bytes: more than a FIFO holds, so the last of it is still on its way at the exit. */
 const SEQ_LINES = 20000;
 const seqText = (n: number): string => Array.from({ length: n }, (_, i) => `${i + 1}\n`).join('');
-
-/** Reads what is in a non-blocking FIFO reader now (EAGAIN: nothing yet). */
-function readNow(fd: number, max: number): Buffer {
-  const buf = Buffer.alloc(max);
-  try {
-    return buf.subarray(0, fs.readSync(fd, buf, 0, max, null));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return Buffer.alloc(0);
-    throw err;
-  }
-}
-
-/** A blocking open for reading, as the client's goroutine does; fails after `ms` without a writer. */
-async function openWhenWritten(fifo: string, ms: number): Promise<fs.promises.FileHandle> {
-  const opened = fs.promises.open(fifo, 'r');
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), ms); });
-  const handle = await Promise.race([opened, timedOut]);
-  clearTimeout(timer);
-  if (handle !== 'timeout') return handle;
-  fs.closeSync(fs.openSync(fifo, O_WRONLY | O_NONBLOCK)); // releases the blocked open, as containerd's fifo.Close does
-  await (await opened).close();
-  throw new Error(`nothing ever opened ${path.basename(fifo)} for writing: the output is lost`);
-}
 
 describe.each(lanes())('output delivery [$name]', (lane) => {
   const containerd = useContainerd(lane);

@@ -9,8 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PipeIO } from '../../src/io/pipe-io';
 import { mkfifo, queuedBytes } from '../../src/sys/native';
+import { openWhenWritten, readNow } from '../helpers/fifo-reader';
 
-const { O_RDONLY, O_WRONLY, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_NONBLOCK } = fs.constants;
 
 let dir: string;
 const ios: PipeIO[] = [];
@@ -43,20 +44,11 @@ function runContainer(io: PipeIO, script: string): Promise<number | null> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A reader as the client's: non-blocking, read with readSync; EAGAIN is "nothing yet". */
+/** A reader as the client's: non-blocking, read with readNow. */
 function openReader(p: string): number {
   const fd = fs.openSync(p, O_RDONLY | O_NONBLOCK);
   fds.push(fd);
   return fd;
-}
-function readNow(fd: number, max = 1 << 20): Buffer {
-  const buf = Buffer.alloc(max);
-  try {
-    return buf.subarray(0, fs.readSync(fd, buf, 0, max, null));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return Buffer.alloc(0);
-    throw err;
-  }
 }
 
 test('output written before the client opened its reader still reaches it', async () => {
@@ -67,17 +59,7 @@ test('output written before the client opened its reader still reaches it', asyn
   await sleep(100); // the process is long gone when the client's reader comes
   // A blocking open (on the threadpool), as the client's goroutine does: it returns once the
   // shim opens its end, which it may only do now that a reader is there.
-  const opened = fs.promises.open(out, 'r');
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), 3000); });
-  const handle = await Promise.race([opened, timeout]);
-  clearTimeout(timer);
-  if (handle === 'timeout') {
-    // Release the blocked open (as containerd's fifo.Close does) so the test can fail cleanly.
-    fs.closeSync(fs.openSync(out, O_WRONLY | O_NONBLOCK));
-    await (await opened).close();
-    throw new Error('the shim never opened the FIFO for the late reader: the output is lost');
-  }
+  const handle = await openWhenWritten(out, 3000);
   try {
     expect((await handle.readFile()).toString()).toBe('hi\n');
   } finally {
@@ -107,7 +89,6 @@ test('outputDelivered waits for a slow reader to take every byte, then the FIFO 
   expect(got).toBe(size); // nothing was left for a reader closed at this moment
   // ...and the shim has closed its end: EOF.
   expect(readNow(reader).length).toBe(0);
-  expect(() => fs.openSync(out, O_WRONLY | O_NONBLOCK)).not.toThrow(); // our reader is still open
 });
 
 test('a reader that takes nothing holds the exit no longer than the stall limit (100 ms)', async () => {
