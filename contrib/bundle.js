@@ -86,8 +86,10 @@ for (const [outfile, program, name] of [['dist/shim-entry.js', 'shim.js', 'conta
   });
 }
 
-// V8 takes a code cache only in a process with the node flags it was made under: each bundle's
-// cache is made with the flags of the program that loads it (`flags`).
+// V8 takes a code cache only in a process whose V8 flags hash as they did where it was made: each
+// bundle's cache is made by a node started with the flags of the program that loads it (`flags`),
+// which produce-cache.ts, like the program's entry, sets back to V8's defaults first thing
+// (src/loader/launcher-flags.ts), so the cache is made in the flag state it is used in.
 const shimFlags = launcherNodeFlags();
 const bundles = [
   // start/delete use all of their little code: compile it all into the cache.

@@ -901,6 +901,34 @@ static napi_value malloc_trim_(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// ---- V8's flags ----
+
+// v8::V8::SetFlagsFromString(const char *, size_t), V8's public C++ API, which every Node binary
+// exports for addons; declared here by its (Itanium ABI) mangled name because this file is C.
+// Weak: a node that lacks it loads the addon all the same, and setV8Flags says it could not.
+extern void _ZN2v82V818SetFlagsFromStringEPKcm(const char *flags, size_t length) __attribute__((weak));
+
+// setV8Flags(flags): sets V8 flags at run time, as node's v8.setFlagsFromString does, without
+// loading node's `v8` module. Any V8 flag on node's command line changes V8's flag hash, and
+// V8 then refuses every code cache made without it, Node's own for its builtins included: each
+// builtin a program requires after start-up is compiled from source (~55 M instructions of a
+// shim daemon's life, docs/benchmarks.md, Round 7). The launchers' flags act when the isolate
+// is made (heap limits) or when the context is (gc); src/loader/launcher-flags.ts sets them back
+// to their defaults first thing, through here, so that the hash is a plain node's again. Loading
+// `v8` for it would itself compile from source. Returns false when node lacks the function.
+static napi_value set_v8_flags(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args(env, info, 1, argv);
+  char *flags = arg_string(env, argv[0]);
+  if (flags == NULL) return NULL;
+  bool present = _ZN2v82V818SetFlagsFromStringEPKcm != NULL;
+  if (present) _ZN2v82V818SetFlagsFromStringEPKcm(flags, strlen(flags));
+  free(flags);
+  napi_value result;
+  napi_get_boolean(env, present, &result);
+  return result;
+}
+
 // ---- program text: a bundle's source as a string that lives in the page cache ----
 
 // Node declares this only under NAPI_EXPERIMENTAL, which would also switch the whole module to
@@ -970,7 +998,7 @@ NAPI_MODULE_INIT() {
     FN("setWinsize", set_winsize), FN("getWinsize", get_winsize),
     FN("listenUnix", listen_unix), FN("receiveFd", receive_fd), FN("createFileFrom", create_file_from),
     FN("mount", mount_), FN("umount2", umount2_), FN("umount2Async", umount2_async), FN("watchFd", watch_fd),
-    FN("mallocTrim", malloc_trim_), FN("mapAsciiFile", map_ascii_file),
+    FN("mallocTrim", malloc_trim_), FN("mapAsciiFile", map_ascii_file), FN("setV8Flags", set_v8_flags),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);

@@ -2,6 +2,8 @@
 // source, bundled twice by contrib/bundle.js with FERRY_PROGRAM set). The launcher in shim/
 // (or $PREFIX/bin) execs node on this file; it loads the program's bundle beside it through the
 // code cache and runs its main(argv). Kept tiny: it is compiled from source on every start.
+// First: before code-cache.ts requires vm, which Node did not load at start-up.
+import './undo-launcher-flags';
 import * as path from 'node:path';
 import { loadBundle } from './code-cache';
 

@@ -4,6 +4,8 @@
 // under other flags. `eager` compiles every function now (V8's --no-lazy, reset before the data
 // is written so its flag hash matches a normal start); otherwise the cache holds only what V8
 // compiles up front, and the rest is compiled lazily on first call as without a cache.
+// First, as in entry.ts: the cache is made in the flag state the program runs in.
+import './undo-launcher-flags';
 import * as fs from 'node:fs';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';

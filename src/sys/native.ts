@@ -64,6 +64,7 @@ interface Addon {
   createFileFrom(path: string, mode: number, srcFd: number, offset: number, length: number, methods: number, failFirstCopyWith: number): Promise<FileCopyResult>;
   mallocTrim(): boolean;
   mapAsciiFile(file: string): string | null;
+  setV8Flags(flags: string): boolean;
   constants: Record<string, number>;
 }
 
@@ -398,4 +399,13 @@ export function mallocTrim(): boolean {
  */
 export function mapAsciiFile(file: string): string | null {
   return native().mapAsciiFile(file);
+}
+
+/**
+ * Sets V8 flags (a space-separated list, as on node's command line) without loading node's `v8`
+ * module, which a program started with V8 flags would compile from source. For
+ * src/loader/launcher-flags.ts only; false when node does not export V8's function for it.
+ */
+export function setV8Flags(flags: string): boolean {
+  return native().setV8Flags(flags);
 }
