@@ -908,14 +908,10 @@ static napi_value malloc_trim_(napi_env env, napi_callback_info info) {
 // Weak: a node that lacks it loads the addon all the same, and setV8Flags says it could not.
 extern void _ZN2v82V818SetFlagsFromStringEPKcm(const char *flags, size_t length) __attribute__((weak));
 
-// setV8Flags(flags): sets V8 flags at run time, as node's v8.setFlagsFromString does, without
-// loading node's `v8` module. Any V8 flag on node's command line changes V8's flag hash, and
-// V8 then refuses every code cache made without it, Node's own for its builtins included: each
-// builtin a program requires after start-up is compiled from source (~55 M instructions of a
-// shim daemon's life, docs/benchmarks.md, Round 7). The launchers' flags act when the isolate
-// is made (heap limits) or when the context is (gc); src/loader/launcher-flags.ts sets them back
-// to their defaults first thing, through here, so that the hash is a plain node's again. Loading
-// `v8` for it would itself compile from source. Returns false when node lacks the function.
+// setV8Flags(flags): sets V8 flags at run time, as node's v8.setFlagsFromString does, for
+// src/loader/launcher-flags.ts (which says why), without loading node's `v8` module: a program
+// started with V8 flags would compile that module from source. Returns false when node lacks
+// V8's function.
 static napi_value set_v8_flags(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   args(env, info, 1, argv);

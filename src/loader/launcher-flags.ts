@@ -14,35 +14,33 @@ import { setV8Flags } from '../sys/native';
  * A flag not listed here (one in FERRY_NODE_OPTIONS, say) is left as it is: it costs start-up
  * time, never correctness.
  */
-export const LAUNCHER_FLAG_DEFAULTS: Readonly<Record<string, string>> = {
-  '--max-semi-space-size': '--max-semi-space-size=0',
-  '--max-old-space-size': '--max-old-space-size=0',
-  '--expose-gc': '--no-expose-gc',
-};
+export const LAUNCHER_FLAG_DEFAULTS: ReadonlyMap<string, string> = new Map([
+  ['--max-semi-space-size', '--max-semi-space-size=0'],
+  ['--max-old-space-size', '--max-old-space-size=0'],
+  ['--expose-gc', '--no-expose-gc'],
+]);
 
 /** The flags that set the launcher flags among `execArgv` back to their defaults ('' for none). */
 export function defaultsFor(execArgv: readonly string[]): string {
   const undo = new Set<string>();
   for (const arg of execArgv) {
     // V8 takes --max_old_space_size as --max-old-space-size.
-    const name = arg.split('=', 1)[0]!.replace(/_/g, '-');
-    const back = Object.prototype.hasOwnProperty.call(LAUNCHER_FLAG_DEFAULTS, name) ? LAUNCHER_FLAG_DEFAULTS[name] : undefined;
+    const back = LAUNCHER_FLAG_DEFAULTS.get(arg.split('=', 1)[0]!.replace(/_/g, '-'));
     if (back !== undefined) undo.add(back);
   }
   return [...undo].join(' ');
 }
 
 /**
- * Sets this process's launcher flags back to V8's defaults. Returns what it set ('' when there was
- * nothing to set, or it could not: no addon, or a node without V8's function, which costs only
- * the time the flags cost before).
+ * Sets this process's launcher flags back to V8's defaults. Where it cannot (no addon beside the
+ * program, a node without V8's function) the flags stay: that costs the time they cost before.
  */
-export function undoLauncherFlags(execArgv: readonly string[] = process.execArgv): string {
-  const flags = defaultsFor(execArgv);
-  if (!flags) return '';
+export function undoLauncherFlags(): void {
+  const flags = defaultsFor(process.execArgv);
+  if (!flags) return;
   try {
-    return setV8Flags(flags) ? flags : '';
+    setV8Flags(flags);
   } catch {
-    return '';
+    /* no addon: the flags stay */
   }
 }

@@ -2,7 +2,7 @@
 // in a real node started with the shim launcher's own node_flags, V8's flag hash (which decides
 // whether any code cache, Node's own for its builtins included, is taken) is a plain node's again,
 // while what the flags were for stays: the heap limits and gc().
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { buildSync } from 'esbuild';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,7 +13,7 @@ const root = path.resolve(__dirname, '../..');
 const launcherFlags = /^node_flags='([^']*)'$/m.exec(fs.readFileSync(path.join(root, 'shim', 'containerd-shim-ferry-v2'), 'utf8'))![1]!.split(/\s+/).filter(Boolean);
 
 test('every V8 flag the shim launcher gives node has its default listed, and only those are set back', () => {
-  for (const flag of launcherFlags) expect(Object.keys(LAUNCHER_FLAG_DEFAULTS)).toContain(flag.split('=', 1)[0]);
+  for (const flag of launcherFlags) expect([...LAUNCHER_FLAG_DEFAULTS.keys()]).toContain(flag.split('=', 1)[0]);
   expect(defaultsFor(launcherFlags).split(' ').sort()).toEqual(['--max-old-space-size=0', '--max-semi-space-size=0', '--no-expose-gc']);
   // Others (FERRY_NODE_OPTIONS: --cpu-prof, --stack-size) are left; V8's underscore spelling is one.
   expect(defaultsFor(['--cpu-prof', '--stack-size=2000', '--max_old_space_size=64', '--max-old-space-size=128'])).toBe('--max-old-space-size=0');
@@ -78,4 +78,28 @@ describe('in a node started with the launcher flags', () => {
       fs.rmSync(alone, { recursive: true, force: true });
     }
   });
+});
+
+test("the built shim, run by its launcher with the launcher's flags, ends with a plain node's flag hash", () => {
+  // `make build` first. A preload that asks V8 only at exit, after the entry (dist/shim-entry.js)
+  // has run; it loads nothing at start-up (FERRY_NODE_OPTIONS goes on node's command line).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-launcher-flags-shim-'));
+  try {
+    const preload = path.join(dir, 'at-exit.js');
+    fs.writeFileSync(preload, `process.on('exit', () => { const v8 = require('v8');
+      require('fs').writeSync(2, JSON.stringify({ tag: v8.cachedDataVersionTag(), limitMiB: v8.getHeapStatistics().heap_size_limit / 1048576, gc: typeof gc }) + '\\n'); });`);
+    const env = { ...process.env, FERRY_NODE_OPTIONS: `-r ${preload}` };
+    const r = spawnSync('/bin/sh', [path.join(root, 'shim', 'containerd-shim-ferry-v2'), '-v'], { env, encoding: 'utf8' });
+    expect(r.stdout).toContain('io.containerd.ferry.v2');
+    const seen = JSON.parse(r.stderr.trim().split('\n').pop()!) as { tag: number; limitMiB: number; gc: string };
+    const plainTag = Number(execFileSync(process.execPath, ['-p', "require('v8').cachedDataVersionTag()"], { encoding: 'utf8' }));
+    expect(seen).toEqual({ tag: plainTag, limitMiB: expect.any(Number), gc: 'function' });
+    expect(seen.limitMiB).toBeLessThan(300);
+    // …and sets them back before the loader requires vm, the first builtin Node did not load at start-up.
+    const entry = fs.readFileSync(path.join(root, 'dist', 'shim-entry.js'), 'utf8');
+    expect(entry.indexOf('undoLauncherFlags();')).toBeGreaterThan(0);
+    expect(entry.indexOf('undoLauncherFlags();')).toBeLessThan(entry.indexOf('require("node:vm")'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
