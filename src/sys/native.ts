@@ -65,6 +65,7 @@ interface Addon {
   mallocTrim(): boolean;
   mapAsciiFile(file: string): string | null;
   setV8Flags(flags: string): boolean;
+  lowMemoryNotification(): boolean;
   constants: Record<string, number>;
 }
 
@@ -408,4 +409,13 @@ export function mapAsciiFile(file: string): string | null {
  */
 export function setV8Flags(flags: string): boolean {
   return native().setV8Flags(flags);
+}
+
+/**
+ * V8's low-memory notification: full collections that also hand V8's free heap memory (an emptied
+ * semi-space, free ranges inside pages) back to the kernel, which gc() keeps. For the daemon's
+ * memory settler (src/daemon/memory-settler.ts); false when node does not export V8's function.
+ */
+export function lowMemoryNotification(): boolean {
+  return native().lowMemoryNotification();
 }

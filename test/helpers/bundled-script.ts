@@ -10,16 +10,16 @@ const root = path.resolve(__dirname, '../..');
 
 /**
  * Bundles `source`, whose relative imports resolve from `src/<srcDir>`, runs it and returns its
- * stdout (a non-zero exit or the timeout throws, with its stderr).
+ * stdout (a non-zero exit or the timeout throws, with its stderr); `nodeArgs` go before the script.
  */
-export function runBundledScript(srcDir: string, name: string, source: string, timeoutMs: number): string {
+export function runBundledScript(srcDir: string, name: string, source: string, timeoutMs: number, nodeArgs: string[] = []): string {
   const outfile = path.join(root, 'build', 'test-scripts', `${name}-${process.pid}.js`);
   buildSync({
     stdin: { contents: source, resolveDir: path.join(root, 'src', srcDir), loader: 'ts', sourcefile: `${name}-script.ts` },
     bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile, logLevel: 'error',
   });
   try {
-    return execFileSync(process.execPath, [outfile], { encoding: 'utf8', timeout: timeoutMs });
+    return execFileSync(process.execPath, [...nodeArgs, outfile], { encoding: 'utf8', timeout: timeoutMs });
   } finally {
     fs.rmSync(outfile, { force: true });
   }
