@@ -11,7 +11,7 @@ import { reaper } from '../process/reaper';
 import { ShimListener } from '../protocol/listener';
 import { TaskService } from '../service/task-service';
 import { taskServices } from '../service/task-rpc';
-import { mallocTrim, setChildSubreaper } from '../sys/native';
+import { lowMemoryNotification, mallocTrim, setChildSubreaper } from '../sys/native';
 import { CreateTaskRequest } from '../../api/gen/containerd/task/v2/shim';
 import { GroupMembership } from './group-membership';
 import { CLEANED_RECORD, writeCleanedRecord } from '../shim-actions/cleaned-record';
@@ -113,6 +113,7 @@ function memorySettler(log: Logger): MemorySettler {
   return new MemorySettler({
     ...SETTLE,
     gc: (globalThis as { gc?: () => void }).gc,
+    reduce: () => { if (!lowMemoryNotification()) (globalThis as { gc?: () => void }).gc?.(); },
     trim: () => { mallocTrim(); },
     onSettled: (what, ms) => log.debug(`memory settled (${what}) in ${ms.toFixed(1)} ms`),
   });

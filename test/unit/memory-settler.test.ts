@@ -8,10 +8,11 @@ describe('MemorySettler', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  function settler(gc = true) {
+  function settler(gc = true, reduce = false) {
     const calls: string[] = [];
     const s = new MemorySettler({
       gc: gc ? () => calls.push('gc') : undefined, trim: () => calls.push('trim'),
+      reduce: reduce ? () => calls.push('reduce') : undefined,
       firstDelayMs: 1000, trimIntervalMs: 2000, quietMs: 1000, gcIntervalMs: 10_000, busyWaitMs: 5000,
       now: () => Date.now(), // jest's fake clock
     });
@@ -69,6 +70,21 @@ describe('MemorySettler', () => {
     expect(s.counts.gc).toBe(1);
     jest.advanceTimersByTime(100);
     expect(s.counts.gc).toBe(2);
+  });
+
+  test('with reduce: the start-up and quiet-moment collections reduce, the one under calls is gc()', () => {
+    const { s, calls } = settler(true, true);
+    s.start();
+    jest.advanceTimersByTime(1000);
+    expect(calls).toEqual(['reduce', 'trim']);
+    jest.advanceTimersByTime(10_000);
+    s.noteActivity();
+    jest.advanceTimersByTime(1000); // quiet for 1 s and due
+    expect(calls.slice(-2)).toEqual(['reduce', 'trim']);
+    busy(s, 20_000, 500); // never quiet: the due collection runs anyway, as gc()
+    expect(s.counts.gc).toBeGreaterThanOrEqual(1);
+    expect(calls.filter((c) => c === 'gc').length).toBe(s.counts.gc);
+    expect(s.counts.reduce).toBe(2);
   });
 
   test('without --expose-gc it only trims; nothing runs after stop()', () => {
