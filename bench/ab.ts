@@ -5,9 +5,11 @@
 // e.g. a copy of shim/ and dist/ made before the change. Per round and runtime, in rotating
 // order: `ctr run --rm … echo hi`, then `ctr run -d` of a shell loop, AB_EXECS (default 3)
 // `ctr task exec … echo hi` on it, `ctr run --rm … echo hi` of a container that joins its
-// group's daemon, and `ctr task rm -f` of the loop. Prints medians of wall time and of the CPU of
-// containerd + shims + runc (cgroup), which a loaded machine barely moves; for exec also the CPU
-// of the shim daemon alone (its threads' schedstat, ns: runc's and containerd's CPU left out).
+// group's daemon, and `ctr task rm -f` of the loop; AB_EXEC_AFTER_MS (default 0) waits that long
+// before the execs, to time them on a daemon whose memory has settled (src/daemon/memory-settler.ts).
+// Prints medians of wall time and of the CPU of containerd + shims + runc (cgroup), which a loaded
+// machine barely moves; for exec also the CPU of the shim daemon alone (its threads' schedstat,
+// ns: runc's and containerd's CPU left out).
 import * as fs from 'node:fs';
 import { startContainerd } from '../test/helpers/containerd';
 import { createCpuMeter } from './cpu-meter';
@@ -38,6 +40,7 @@ function processCpuMs(pid: number): number {
 async function main(): Promise<void> {
   const n = Number(process.env.AB_N ?? 10);
   const execs = Number(process.env.AB_EXECS ?? 3);
+  const execAfterMs = Number(process.env.AB_EXEC_AFTER_MS ?? 0);
   const list = arms();
   // As under systemd: no NODE_EXTRA_CA_CERTS for containerd (the ferry launcher drops it anyway).
   delete process.env.NODE_EXTRA_CA_CERTS;
@@ -71,6 +74,7 @@ async function main(): Promise<void> {
         mustSucceed(ctx, `${a.label}: run -d`, r2.r);
         add('run -d', r2.ms, r2.cpuMs);
         const daemon = c.shimDaemons(d)[0]?.pid;
+        if (execAfterMs > 0) await new Promise((r) => setTimeout(r, execAfterMs));
         for (let e = 0; e < execs; e++) {
           const before = daemon ? processCpuMs(daemon) : undefined;
           const rx = await timedCtrWithCpu(ctx, ['task', 'exec', '--exec-id', `e${e}`, d, 'echo', 'hi'], 60000, CPU_SETTLE_MS);
