@@ -19,7 +19,11 @@ export interface SuiteRecord<T> {
   loadAverage?: number[];
   result?: T;
   error?: string;
+  /** Set when a later run of the variant did not re-run this suite and kept it: that run's date and build. */
+  carriedFrom?: string;
 }
+
+const SUITE_KEYS = ['lifecycle', 'operations', 'exit', 'memory', 'checkpoint', 'staging'] as const;
 
 export interface VariantRecord {
   variant: string;
@@ -168,31 +172,39 @@ function machineMd(m: MachineInfo): string {
 /** Issue 10's goals, each with the figure of this run that it is judged on. */
 function goalsMd(v: VariantRecord): string {
   const rows: string[][] = [];
+  // The suite the next figures come from: a figure kept from an earlier run says so.
+  let from: SuiteRecord<unknown> | undefined;
   const add = (what: string, goal: string, value: number | undefined, limit: number, higherIsBetter = false, unit = '×') => {
     const ok = value === undefined || !Number.isFinite(value) ? '–' : (higherIsBetter ? value >= limit : value <= limit) ? 'yes' : '**no**';
     const shown = value === undefined || !Number.isFinite(value) ? '–' : unit === '×' ? fmtRatio(value) : `${fmt(value, unit === '%' ? 0 : 2)} ${unit}`;
-    rows.push([what, goal, shown, ok]);
+    rows.push([what, goal, from?.carriedFrom && shown !== '–' ? `${shown} (earlier run)` : shown, ok]);
   };
+  from = v.lifecycle;
   const l = v.lifecycle?.result;
   add('`ctr run --rm … echo` (own daemon), median', '≤ 1.6×', l?.runRatio.median, 1.6);
+  from = v.operations;
   const o = v.operations?.result?.ops;
   add('`ctr run --rm … echo` joining a group\'s daemon, median', '≤ 1.3×', o?.['group join'].ratio.median, 1.3);
   add('`ctr run -d`, median', '≤ 1.6×', o?.['run -d'].ratio.median, 1.6);
   add('`ctr task rm -f`, median', '≤ 1.5×', o?.['rm -f'].ratio.median, 1.5);
   add('`ctr task exec`, median', '≤ 1.1×', o?.exec.ratio.median, 1.1);
+  from = v.memory;
   const m = v.memory?.result;
   const idx = (n: number) => m?.counts.indexOf(n) ?? -1;
   add('anonymous memory, one daemon with one container', '≤ 2.0×', idx(1) >= 0 ? m?.anonRatio?.[idx(1)] : undefined, 2.0);
   add(`anonymous memory, ${m?.grouped?.ferry.containers ?? 50} containers in one group's daemon`, '≤ 1.5×', m?.groupedAnonRatio, 1.5);
   for (const n of [10, 50]) add(`PSS, ${n} containers with a daemon each`, '≤ 2.0×', idx(n) >= 0 ? m?.pssRatio[idx(n)] : undefined, 2.0);
+  from = v.checkpoint;
   for (const w of v.checkpoint?.result?.workloads ?? []) {
     add(`checkpoint, ${w.workload}, median`, '≤ 1.1×', w.checkpointRatio.median, 1.1);
     add(`restore, ${w.workload}, median`, '≤ 1.2×', w.restoreRatio.median, 1.2);
   }
+  from = v.staging;
   for (const f of v.staging?.result?.formats ?? []) {
     const need = f.format === 'tar' ? 80 : 100;
     add(`staging ${f.format}: throughput vs \`${f.tarCommand ?? 'tar -xf'}\``, `≥ ${need} %`, 100 * f.gnuTarMs.median / f.ferryMs.median, need, true, '%');
   }
+  from = v.exit;
   add('process death → /tasks/exit, p99 (ferry)', '≤ 10 ms', v.exit?.result?.eventMs.ferry.p99, 10, false, 'ms');
   return `### Issue 10's goals (ferry/go unless said)\n\n${table(['figure', 'goal', 'measured', 'met'], rows)}`;
 }
@@ -200,6 +212,10 @@ function goalsMd(v: VariantRecord): string {
 export function renderVariant(v: VariantRecord): string {
   const parts = [`## Results: ${v.description}`, machineMd(v.machine)];
   for (const w of v.warnings ?? []) parts.push(`> **warning:** ${w}`);
+  const carried = SUITE_KEYS.filter((k) => v[k]?.carriedFrom);
+  if (carried.length) {
+    parts.push(`> **not re-run in this run**, kept from an earlier one (its build, not this one): ${carried.map((k) => `${k} (${v[k]!.carriedFrom})`).join('; ')}`);
+  }
   parts.push(goalsMd(v));
   if (v.lifecycle) parts.push(lifecycleMd(v.lifecycle));
   if (v.operations) parts.push(operationsMd(v.operations));
@@ -219,7 +235,15 @@ export function recordInDocs(repoRoot: string, run: VariantRecord): VariantRecor
   } catch {
     /* first record */
   }
-  const merged: VariantRecord = { ...all[run.variant], ...Object.fromEntries(Object.entries(run).filter(([, x]) => x !== undefined)) } as VariantRecord;
+  const previous = all[run.variant];
+  const merged: VariantRecord = { ...previous, ...Object.fromEntries(Object.entries(run).filter(([, x]) => x !== undefined)) } as VariantRecord;
+  // Suites this run left out keep the earlier run's figures, marked with that run's date and build.
+  for (const k of SUITE_KEYS) {
+    const kept = previous?.[k];
+    if (run[k] === undefined && kept) {
+      (merged as unknown as Record<string, SuiteRecord<unknown>>)[k] = { ...kept, carriedFrom: kept.carriedFrom ?? `run of ${previous.machine.date}, build ${previous.machine.ferryBuild}` };
+    }
+  }
   all[run.variant] = merged;
   fs.writeFileSync(jsonPath, `${JSON.stringify(all, null, 2)}\n`);
 
