@@ -23,7 +23,8 @@ export interface SuiteRecord<T> {
   carriedFrom?: string;
 }
 
-const SUITE_KEYS = ['lifecycle', 'operations', 'exit', 'memory', 'checkpoint', 'staging'] as const;
+/** The suites of `make bench`, in the order they run (bench/run.ts). */
+export const SUITES = ['lifecycle', 'operations', 'exit', 'memory', 'checkpoint', 'staging'] as const;
 
 export interface VariantRecord {
   variant: string;
@@ -212,7 +213,7 @@ function goalsMd(v: VariantRecord): string {
 export function renderVariant(v: VariantRecord): string {
   const parts = [`## Results: ${v.description}`, machineMd(v.machine)];
   for (const w of v.warnings ?? []) parts.push(`> **warning:** ${w}`);
-  const carried = SUITE_KEYS.filter((k) => v[k]?.carriedFrom);
+  const carried = SUITES.filter((k) => v[k]?.carriedFrom);
   if (carried.length) {
     parts.push(`> **not re-run in this run**, kept from an earlier one (its build, not this one): ${carried.map((k) => `${k} (${v[k]!.carriedFrom})`).join('; ')}`);
   }
@@ -238,7 +239,7 @@ export function recordInDocs(repoRoot: string, run: VariantRecord): VariantRecor
   const previous = all[run.variant];
   const merged: VariantRecord = { ...previous, ...Object.fromEntries(Object.entries(run).filter(([, x]) => x !== undefined)) } as VariantRecord;
   // Suites this run left out keep the earlier run's figures, marked with that run's date and build.
-  for (const k of SUITE_KEYS) {
+  for (const k of SUITES) {
     const kept = previous?.[k];
     if (run[k] === undefined && kept) {
       (merged as unknown as Record<string, SuiteRecord<unknown>>)[k] = { ...kept, carriedFrom: kept.carriedFrom ?? `run of ${previous.machine.date}, build ${previous.machine.ferryBuild}` };

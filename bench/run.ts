@@ -34,10 +34,9 @@ import { benchOperations } from './operations';
 import { benchLifecycle, createTimedShims } from './lifecycle';
 import { machineInfo } from './machine';
 import { benchMemory } from './memory';
-import { recordInDocs, renderVariant, SuiteRecord, VariantRecord } from './report';
+import { recordInDocs, renderVariant, SuiteRecord, SUITES, VariantRecord } from './report';
 import { benchStaging } from './staging';
 
-const SUITES = ['lifecycle', 'operations', 'exit', 'memory', 'checkpoint', 'staging'] as const;
 type Suite = (typeof SUITES)[number];
 
 function selectedSuites(): Suite[] {

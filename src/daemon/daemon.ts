@@ -110,10 +110,11 @@ const SETTLE = { firstDelayMs: 1000, trimIntervalMs: 2000, quietMs: 1000, gcInte
 
 /** `gc` exists when the launcher gave node --expose-gc (shim/containerd-shim-ferry-v2). */
 function memorySettler(log: Logger): MemorySettler {
+  const gc = (globalThis as { gc?: () => void }).gc;
   return new MemorySettler({
     ...SETTLE,
-    gc: (globalThis as { gc?: () => void }).gc,
-    reduce: () => { if (!lowMemoryNotification()) (globalThis as { gc?: () => void }).gc?.(); },
+    gc,
+    reduce: () => { if (!lowMemoryNotification()) gc?.(); },
     trim: () => { mallocTrim(); },
     onSettled: (what, ms) => log.debug(`memory settled (${what}) in ${ms.toFixed(1)} ms`),
   });

@@ -5,8 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { dropAddedEnv } from '../../src/shim-actions/daemon-tuning';
+import { launcherNodeFlags, SHIM_LAUNCHER as LAUNCHER } from '../helpers/launcher-flags';
 
-const LAUNCHER = path.join(__dirname, '..', '..', 'shim', 'containerd-shim-ferry-v2');
 
 /** Runs the launcher's `start` with a stand-in `node` that answers with its environment. */
 function startEnv(env: Record<string, string>): Record<string, string> {
@@ -40,7 +40,5 @@ test("an administrator's own MALLOC_ARENA_MAX is kept, for the daemon and its ch
 });
 
 test("the launcher's node flags cap V8's young and old generations", () => {
-  const launcher = fs.readFileSync(LAUNCHER, 'utf8');
-  const flags = /^node_flags='([^']*)'$/m.exec(launcher)![1]!.split(' ');
-  expect(flags).toEqual(expect.arrayContaining(['--max-semi-space-size=1', '--max-old-space-size=256']));
+  expect(launcherNodeFlags()).toEqual(expect.arrayContaining(['--max-semi-space-size=1', '--max-old-space-size=256']));
 });

@@ -8,9 +8,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { defaultsFor, LAUNCHER_FLAG_DEFAULTS } from '../../src/loader/launcher-flags';
+import { launcherNodeFlags } from '../helpers/launcher-flags';
 
 const root = path.resolve(__dirname, '../..');
-const launcherFlags = /^node_flags='([^']*)'$/m.exec(fs.readFileSync(path.join(root, 'shim', 'containerd-shim-ferry-v2'), 'utf8'))![1]!.split(/\s+/).filter(Boolean);
+const launcherFlags = launcherNodeFlags();
 
 test('every V8 flag the shim launcher gives node has its default listed, and only those are set back', () => {
   for (const flag of launcherFlags) expect([...LAUNCHER_FLAG_DEFAULTS.keys()]).toContain(flag.split('=', 1)[0]);

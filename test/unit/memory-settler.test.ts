@@ -3,6 +3,7 @@ import { forcedGc } from '../../src/daemon/diagnostics';
 import { MemorySettler } from '../../src/daemon/memory-settler';
 import { mallocTrim } from '../../src/sys/native';
 import { runBundledScript } from '../helpers/bundled-script';
+import { launcherNodeFlags } from '../helpers/launcher-flags';
 
 describe('MemorySettler', () => {
   beforeEach(() => jest.useFakeTimers());
@@ -142,7 +143,7 @@ describe('lowMemoryNotification', () => {
       const afterOneMoreGc = anon();
       const present = lowMemoryNotification();
       console.log(JSON.stringify({ afterGc, afterOneMoreGc, present, reduced: anon() }));
-    `, 20_000, ['--max-semi-space-size=1', '--max-old-space-size=256', '--expose-gc']);
+    `, 20_000, launcherNodeFlags());
     const r = JSON.parse(out) as { afterGc: number; afterOneMoreGc: number; present: boolean; reduced: number };
     expect(r.present).toBe(true);
     // Past four gc()s a fifth gives nothing back; the notification gives back over 1 MiB (2.1-2.5
