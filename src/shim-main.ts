@@ -7,7 +7,8 @@
 // dist/shim-entry.js loads this bundle and calls main(); see src/loader/.
 import * as path from 'node:path';
 import { parseFlags } from './shim-actions/flags';
-import { loadBundle } from './loader/code-cache';
+import { loadBundleWith } from './loader/code-cache';
+import { cacheLearner, learnedCacheDirFromEnv } from './loader/learned-cache';
 import { detachSession } from './sys/native';
 
 export const VERSION = '0.1.0';
@@ -46,8 +47,11 @@ export async function main(argv: string[]): Promise<void> {
       answerStart(result.text, 0);
       if (!result.daemon) process.exit(0);
       detachSession();
-      const { runDaemon } = loadBundle(path.join(__dirname, DAEMON_BUNDLE)) as typeof import('./daemon/daemon');
-      await runDaemon(flags, result.daemon);
+      const learnedDir = learnedCacheDirFromEnv();
+      const notUsed: string[] = [];
+      const loaded = loadBundleWith(path.join(__dirname, DAEMON_BUNDLE), { learnedCacheDir: learnedDir ?? undefined, why: (r) => notUsed.push(r) });
+      const { runDaemon } = loaded.exports as typeof import('./daemon/daemon');
+      await runDaemon(flags, result.daemon, learnedDir ? cacheLearner(loaded, learnedDir, notUsed) : undefined);
       return;
     }
     case 'delete': {

@@ -18,8 +18,10 @@ import { CLEANED_RECORD, writeCleanedRecord } from '../shim-actions/cleaned-reco
 import { dropAddedEnv } from '../shim-actions/daemon-tuning';
 import { diagnosticsDirFromEnv, installDiagnostics } from './diagnostics';
 import { MemorySettler } from './memory-settler';
+import { RESTORE_METHOD, type CacheLearner } from '../loader/learned-cache';
 
-export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promise<void> {
+/** `learner`: the daemon's learned code cache (src/loader/learned-cache.ts), absent when off. */
+export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff, learner?: CacheLearner): Promise<void> {
   dropAddedEnv();
   const bundle = process.cwd();
   // containerd removes bundle directories; never keep one as our working directory.
@@ -56,12 +58,16 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
     await publisher.flush();
     publisher.close();
     await listener?.close();
+    if (learner) learnCode(learner, served, log);
     log.info('shim exiting');
     log.close();
     process.exit(code);
   };
 
   const settler = memorySettler(log);
+  /** The task API methods served, for the learned code cache. */
+  const served = new Set<string>();
+  for (const reason of learner?.notUsed ?? []) log.warn(`learned code cache not used: ${reason}`);
   const service = new TaskService({
     namespace: flags.namespace,
     publisher,
@@ -77,12 +83,16 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
     },
   });
 
-  const services = membership.wrapCreateAndShutdown(taskServices(service, { log, bundleParent: path.dirname(bundle), onCall: () => settler.noteActivity() }), (p) => CreateTaskRequest.decode(p).id);
+  const services = membership.wrapCreateAndShutdown(taskServices(service, { log, bundleParent: path.dirname(bundle), onCall: (method, request) => {
+    settler.noteActivity();
+    served.add(method === 'Create' && (request as CreateTaskRequest).checkpoint ? RESTORE_METHOD : method);
+  } }), (p) => CreateTaskRequest.decode(p).id);
   listener = new ShimListener([...services, membership.service()], {
     log: (level, msg) => log[level](msg),
   });
   await listener.listenFd(handoff.listenFd);
-  log.info('shim started', { socket: socketPath });
+  // v8_cache: whether this daemon's code came from its learned cache (src/loader/learned-cache.ts).
+  log.info('shim started', { socket: socketPath, v8_cache: learner?.cache });
 
   // Containers must outlive containerd: ignore the signals a terminal or service manager sends.
   for (const sig of ['SIGINT', 'SIGHUP', 'SIGPIPE'] as const) process.on(sig, () => log.debug(`ignored ${sig}`));
@@ -103,6 +113,17 @@ export async function runDaemon(flags: ShimFlags, handoff: DaemonHandoff): Promi
   settler.start();
   process.on('uncaughtException', (err) => log.error(`uncaught exception: ${err.stack ?? err.message}`));
   process.on('unhandledRejection', (err) => log.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
+}
+
+/** Writes the learned code cache when this daemon's calls add to it; a failure costs only it. */
+function learnCode(learner: CacheLearner, served: ReadonlySet<string>, log: Logger): void {
+  const t0 = process.hrtime.bigint();
+  try {
+    const wrote = learner.learn(served);
+    if (wrote) log.info(`learned code cache written: ${wrote.file} (${wrote.bytes} bytes, ${wrote.methods.join(',')}) in ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(1)} ms`);
+  } catch (err) {
+    log.warn(`learned code cache not written: ${(err as Error).message}`);
+  }
 }
 
 /** The daemon's memory settler: src/daemon/memory-settler.ts says why and when. */

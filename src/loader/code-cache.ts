@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
 import { mapAsciiFile } from '../sys/native';
+import { learnedCachePath, readLearnedCache } from './learned-cache';
 
 export const CACHE_MAGIC = 'FERRYCC1';
 /** The comment contrib/bundle.js appends to every bundle: `//# ferry-build=<id>`. */
@@ -21,7 +22,8 @@ export const BUILD_ID_MARK = '//# ferry-build=';
 /** How the last loadBundle went (for `--debug`-style diagnostics and the tests). */
 export interface LoadReport {
   file: string;
-  cache: 'used' | 'absent' | 'foreign' | 'rejected';
+  /** used: dist/'s cache; learned: the learned cache (src/loader/learned-cache.ts). */
+  cache: 'used' | 'learned' | 'absent' | 'foreign' | 'rejected';
   /** True when V8 compiled a mapping of the file (no copy of the source on the heap). */
   mapped: boolean;
 }
@@ -86,20 +88,41 @@ export function cachedDataFor(cacheFile: string, buildId: string): Buffer | unde
 
 /** Runs `file` (a CommonJS bundle) and returns its module.exports. */
 export function loadBundle(file: string): unknown {
+  return loadBundleWith(file).exports;
+}
+
+export interface LoadedBundle {
+  exports: unknown;
+  report: LoadReport;
+  /** The compiled script: its createCachedData() holds what has been compiled so far. */
+  script: vm.Script;
+  buildId: string;
+  /** What the learned cache that was used had recorded (src/loader/learned-cache.ts). */
+  learnedMethods?: string[];
+}
+
+/**
+ * loadBundle, and with `learnedCacheDir` the learned cache in that directory is preferred to
+ * dist/'s (src/loader/learned-cache.ts); `why` hears why one that is there was not used.
+ */
+export function loadBundleWith(file: string, opts: { learnedCacheDir?: string; why?: (reason: string) => void } = {}): LoadedBundle {
   const { text, mapped } = bundleText(file);
   const buildId = buildIdOf(text);
-  const cachedData = cachedDataFor(`${file}.cache`, buildId);
+  const learned = opts.learnedCacheDir && buildId ? readLearnedCache(learnedCachePath(opts.learnedCacheDir, file, buildId), buildId, opts.why) : undefined;
+  const cachedData = learned?.data ?? cachedDataFor(`${file}.cache`, buildId);
   // A wrapped file is compiled as it is: the mapped string itself is the source V8 keeps. An
   // unwrapped one is copied by the wrapper (its mapping, if any, then goes unused).
   const source = scriptSourceOf(text);
   const script = new vm.Script(source, { filename: file, cachedData });
   const cache: LoadReport['cache'] = cachedData === undefined
     ? (fs.existsSync(`${file}.cache`) ? 'foreign' : 'absent')
-    : (script.cachedDataRejected ? 'rejected' : 'used');
-  loadReports.push({ file, cache, mapped: mapped && source === text });
+    : (script.cachedDataRejected ? 'rejected' : learned ? 'learned' : 'used');
+  if (learned && script.cachedDataRejected) opts.why?.(`V8 refused the learned cache of ${file}`);
+  const report: LoadReport = { file, cache, mapped: mapped && source === text };
+  loadReports.push(report);
   const module = { exports: {} as unknown, filename: file, id: file, loaded: false };
   const fn = script.runInThisContext() as (e: unknown, r: NodeJS.Require, m: unknown, f: string, d: string) => void;
   fn.call(module.exports, module.exports, createRequire(file), module, file, path.dirname(file));
   module.loaded = true;
-  return module.exports;
+  return { exports: module.exports, report, script, buildId, learnedMethods: cache === 'learned' ? learned?.methods : undefined };
 }

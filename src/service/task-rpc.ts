@@ -20,8 +20,9 @@ export interface TaskMethodOptions {
   log?: Logger;
   /** Where bundles live (the parent of the daemon's first bundle); undefined: not checked. */
   bundleParent?: string;
-  /** Told of every call before it runs (the daemon's memory settler counts activity). */
-  onCall?: () => void;
+  /** Told of every call before it runs: the daemon's memory settler counts activity, and its
+   *  learned code cache records the methods (src/loader/learned-cache.ts). */
+  onCall?: (method: string, request: unknown) => void;
 }
 
 export function taskMethods(s: TaskService, opts: TaskMethodOptions = {}): Record<string, RawHandler> {
@@ -35,7 +36,7 @@ export function taskMethods(s: TaskService, opts: TaskMethodOptions = {}): Recor
       } catch (err) {
         throw new InvalidArgumentError(`${name}: cannot decode the request: ${(err as Error).message}`);
       }
-      opts.onCall?.();
+      opts.onCall?.(name, request);
       try {
         await checks[name]?.(request as never);
         const out = await fn(request);
