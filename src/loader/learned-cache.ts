@@ -14,9 +14,10 @@
 // (src/loader/code-cache.ts says why V8's check is not enough). Anything else is not used: the
 // daemon loads dist/'s cache instead, and the cost of a bad or missing learned cache is time.
 //
-// Which daemon writes: one that served a method (task API call) no learned cache of this build
-// recorded yet; the header records the union, since a daemon that loaded the learned cache
-// compiled its functions too. So a build's cache is rewritten at most once per method name.
+// Which daemon writes: one that served a method (task API call) the learned cache of this build
+// does not record yet; the header records the union with what the cache it started from
+// recorded, since it holds those functions too, and a daemon writes only a union that covers
+// what the file records now. So a build's cache is rewritten at most once per method name.
 // A daemon that checkpointed or restored does not write: their code would make every daemon
 // read a larger cache for what few containers do.
 //
@@ -112,15 +113,18 @@ export function readLearnedCache(file: string, buildId: string, why?: (reason: s
 
 /**
  * The methods to record when a daemon that served `served` should write the cache, or
- * undefined when it should not. `recorded` is what the cache it loaded recorded (undefined: it
- * loaded none, or V8 refused it).
+ * undefined when it should not. `loaded`: what the cache it started from recorded (undefined:
+ * it started from none, or V8 refused it); its functions are in what this daemon writes, so the
+ * new header is `loaded` and `served`. `current`: what the file records now, which another daemon
+ * may have rewritten since: a daemon writes only what covers it, so a long-lived daemon that
+ * started from an older cache does not take back what others added.
  */
-export function methodsToLearn(recorded: readonly string[] | undefined, served: ReadonlySet<string>): string[] | undefined {
+export function methodsToLearn(loaded: readonly string[] | undefined, served: ReadonlySet<string>, current: readonly string[] | undefined): string[] | undefined {
   if (!served.has('Create') || !served.has('Start')) return undefined;
   for (const m of served) if (UNLEARNED_METHODS.has(m) || !METHOD_NAME.test(m)) return undefined;
-  const known = new Set(recorded ?? []);
-  if (recorded && [...served].every((m) => known.has(m))) return undefined;
-  return [...new Set([...known, ...served])].sort();
+  const next = new Set([...(loaded ?? []), ...served]);
+  if (current && (current.length >= next.size || !current.every((m) => next.has(m)))) return undefined;
+  return [...next].sort();
 }
 
 /**
@@ -180,8 +184,12 @@ export function cacheLearner(loaded: LoadedBundle, dir: string, notUsed: string[
     cache: loaded.report.cache,
     notUsed,
     learn(served) {
-      const methods = methodsToLearn(loaded.learnedMethods, served);
-      if (!methods || !loaded.buildId) return undefined;
+      if (!loaded.buildId) return undefined;
+      // A file V8 refused (made under other flags) is replaced whatever it records.
+      const current = loaded.report.cache === 'rejected' ? undefined
+        : readLearnedCache(learnedCachePath(dir, loaded.report.file, loaded.buildId), loaded.buildId)?.methods;
+      const methods = methodsToLearn(loaded.learnedMethods, served, current);
+      if (!methods) return undefined;
       const data = loaded.script.createCachedData();
       const file = writeLearnedCache(dir, loaded.report.file, loaded.buildId, methods, data);
       return { file, methods, bytes: data.length };

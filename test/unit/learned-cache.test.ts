@@ -32,18 +32,29 @@ test('the directory: /var/cache/ferry by default, FERRY_CODE_CACHE_DIR moves it,
 });
 
 describe('which daemon writes', () => {
-  test('one that loaded no learned cache writes what it served, sorted', () => {
-    expect(methodsToLearn(undefined, set('Start', 'Create', 'Delete'))).toEqual(['Create', 'Delete', 'Start']);
+  test('one that started from no learned cache writes what it served, sorted', () => {
+    expect(methodsToLearn(undefined, set('Start', 'Create', 'Delete'), undefined)).toEqual(['Create', 'Delete', 'Start']);
   });
   test('one that served nothing new does not write; one that did records the union', () => {
-    expect(methodsToLearn(['Create', 'Delete', 'Exec', 'Start'], set('Create', 'Start', 'Delete'))).toBeUndefined();
-    expect(methodsToLearn(['Create', 'Delete', 'Kill', 'Start'], set('Create', 'Start', 'Exec'))).toEqual(['Create', 'Delete', 'Exec', 'Kill', 'Start']);
+    const cache = ['Create', 'Delete', 'Exec', 'Start'];
+    expect(methodsToLearn(cache, set('Create', 'Start', 'Delete'), cache)).toBeUndefined();
+    expect(methodsToLearn(['Create', 'Delete', 'Kill', 'Start'], set('Create', 'Start', 'Exec'), ['Create', 'Delete', 'Kill', 'Start'])).toEqual(['Create', 'Delete', 'Exec', 'Kill', 'Start']);
+  });
+  test('one that started from an older cache does not take back what another daemon added since', () => {
+    // A group's long-lived daemon started before an exec daemon added Exec; it serves Connect.
+    const older = ['Create', 'Delete', 'Start'];
+    const now = ['Create', 'Delete', 'Exec', 'Start'];
+    expect(methodsToLearn(older, set('Create', 'Start', 'Connect'), now)).toBeUndefined();
+    // One that started from it and serves more writes it all.
+    expect(methodsToLearn(now, set('Create', 'Start', 'Connect'), now)).toEqual(['Connect', 'Create', 'Delete', 'Exec', 'Start']);
+    // Where the file went away (or V8 refused it), what the daemon has is written.
+    expect(methodsToLearn(older, set('Create', 'Start', 'Connect'), undefined)).toEqual(['Connect', 'Create', 'Delete', 'Start']);
   });
   test('one that checkpointed, restored, or never started a container does not write', () => {
-    expect(methodsToLearn(undefined, set('Create', 'Start', 'Checkpoint'))).toBeUndefined();
-    expect(methodsToLearn(undefined, set(RESTORE_METHOD, 'Start'))).toBeUndefined();
-    expect(methodsToLearn(undefined, set('Create', RESTORE_METHOD, 'Start'))).toBeUndefined();
-    expect(methodsToLearn(undefined, set('Create', 'Delete', 'Shutdown'))).toBeUndefined();
+    expect(methodsToLearn(undefined, set('Create', 'Start', 'Checkpoint'), undefined)).toBeUndefined();
+    expect(methodsToLearn(undefined, set(RESTORE_METHOD, 'Start'), undefined)).toBeUndefined();
+    expect(methodsToLearn(undefined, set('Create', RESTORE_METHOD, 'Start'), undefined)).toBeUndefined();
+    expect(methodsToLearn(undefined, set('Create', 'Delete', 'Shutdown'), undefined)).toBeUndefined();
   });
 });
 
