@@ -185,6 +185,9 @@ export function cacheLearner(loaded: LoadedBundle, dir: string, notUsed: string[
     notUsed,
     learn(served) {
       if (!loaded.buildId) return undefined;
+      // The usual exit: nothing served that the cache it started from lacks; no need to read the file.
+      const started = loaded.learnedMethods;
+      if (started && [...served].every((m) => started.includes(m))) return undefined;
       // A file V8 refused (made under other flags) is replaced whatever it records.
       const current = loaded.report.cache === 'rejected' ? undefined
         : readLearnedCache(learnedCachePath(dir, loaded.report.file, loaded.buildId), loaded.buildId)?.methods;

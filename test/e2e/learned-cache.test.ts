@@ -6,26 +6,20 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { type Containerd, startContainerd } from '../helpers/containerd';
-import { ctrRun, ctrRunDetached, expectExit, isGoShim, lanes, shimFootprint, uniqueId } from '../helpers/lanes';
+import { type Containerd } from '../helpers/containerd';
+import { ctrRun, ctrRunDetached, expectExit, isGoShim, lanes, shimFootprint, uniqueId, useContainerd } from '../helpers/lanes';
 import { isRunning, waitFor } from '../helpers/procfs';
 import { readLearnedCache } from '../../src/loader/learned-cache';
 
 jest.setTimeout(120000);
 
 describe.each(lanes().filter((l) => !isGoShim(l) && !l.grpc))('learned code cache [$name]', (lane) => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-learned-e2e-'));
+  const cacheDir = path.join(base, 'cache');
+  const containerd = useContainerd(lane, { env: { FERRY_CODE_CACHE_DIR: cacheDir } });
   let c: Containerd;
-  let base: string;
-  let cacheDir: string;
-  beforeAll(async () => {
-    base = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-learned-e2e-'));
-    cacheDir = path.join(base, 'cache');
-    c = await startContainerd({ version: lane.containerd, env: { FERRY_CODE_CACHE_DIR: cacheDir } });
-  }, 120000);
-  afterAll(async () => {
-    await c?.stop();
-    fs.rmSync(base, { recursive: true, force: true });
-  }, 120000);
+  beforeAll(() => { c = containerd(); });
+  afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
 
   const caches = () => (fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : []);
   /** The methods the one learned cache in the directory records. */

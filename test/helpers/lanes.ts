@@ -5,7 +5,7 @@
 //   FERRY_E2E_RUNTIMES   comma list of runtimes (default io.containerd.ferry.v2)
 //   FERRY_E2E_CONTAINERD comma list of containerd versions to run (default 1.7,2.1)
 import { ChildProcess } from 'node:child_process';
-import { collect, Containerd, CtrResult, startContainerd } from './containerd';
+import { collect, Containerd, CtrResult, startContainerd, type StartOptions } from './containerd';
 import * as fs from 'node:fs';
 import { mountsUnder, readProc, waitFor } from './procfs';
 
@@ -45,10 +45,10 @@ export const isGoShim = (lane: Lane): boolean => lane.runtime.startsWith('io.con
  * Registers beforeAll/afterAll that start a private containerd for the lane and always stop
  * it (even when tests fail), and returns a getter for it.
  */
-export function useContainerd(lane: Lane): () => Containerd {
+export function useContainerd(lane: Lane, opts: Omit<StartOptions, 'version' | 'grpcShim'> = {}): () => Containerd {
   let c: Containerd | undefined;
   beforeAll(async () => {
-    c = await startContainerd({ version: lane.containerd, grpcShim: lane.grpc });
+    c = await startContainerd({ ...opts, version: lane.containerd, grpcShim: lane.grpc });
   }, 120000);
   afterAll(async () => {
     await c?.stop();
