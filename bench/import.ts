@@ -4,7 +4,10 @@
 // checkpoint --export`, Podman's from `podman container checkpoint --export`) of the same
 // workload, so each is measured on its own format, as a user would use it. Times are wall clock
 // of the command, from spawn to exit (the restored process runs when it returns); the container
-// is then removed, untimed. Ratios are ferry / podman: above 1 means ferry is slower.
+// is then removed, untimed. Ratios are ferry / podman: above 1 means ferry is slower. ferry runs
+// with --json, and a third table gives the medians of where its time went: `outside` is the command's
+// wall clock less its durationMs (node's start, the bundle, the connection, the exit), the rest
+// are the phases restore.ts times (stage, check, baseImage, prepare, rootfs, container, task).
 //
 // ferry runs as a user runs it: the launcher shim/ferry executed (its sh half), not `node shim/ferry`.
 // It runs against a private containerd 1.7 (test/helpers/containerd.ts), restoring into its
@@ -31,7 +34,10 @@ type Engine = 'ferry (ferry shim)' | 'ferry (Go shim)' | 'podman';
 type Compression = 'zstd' | 'none';
 type Workload = 'idle' | 'memory';
 
-interface Cell { engine: Engine; workload: Workload; compression: Compression; ms: Summary; archiveBytes: number }
+interface Cell { engine: Engine; workload: Workload; compression: Compression; ms: Summary; archiveBytes: number; phases?: Record<string, number> }
+
+/** What `ferry restore --json` reports of its time. */
+interface ImportTimes { wall: number; phases: Record<string, number> }
 
 interface ImportBenchResult {
   machine: MachineInfo;
@@ -53,18 +59,24 @@ const IDLE = 'echo ready > /tmp/ready; while :; do sleep 1; done';
 const holding = (mib: number) => `x=$(head -c ${Math.round((mib * 1024 * 1024 * 3) / 4)} /dev/urandom | base64); echo ready > /tmp/ready; while :; do sleep 1; done`;
 
 /** Runs a command to completion, timing it from spawn to exit; throws with its stderr on failure. */
-function timed(what: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+function timedWithOutput(what: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ ms: number; stdout: string }> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
     let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     child.once('close', (code) => {
       const ms = msSince(t0);
-      if (code === 0) resolve(ms);
+      if (code === 0) resolve({ ms, stdout });
       else reject(new Error(`${what} exited ${code}: ${stderr.trim()}`));
     });
   });
+}
+
+async function timed(what: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return (await timedWithOutput(what, cmd, args, env)).ms;
 }
 
 class ImportBench {
@@ -117,10 +129,11 @@ class ImportBench {
     return file;
   }
 
-  async ferryImport(engine: Exclude<Engine, 'podman'>, file: string, id: string): Promise<number> {
-    const ms = await timed('ferry restore', FERRY_CLI, this.ferry(['restore', '--import', file, '--name', id, '--runtime', RUNTIME[engine]]), this.env);
+  async ferryImport(engine: Exclude<Engine, 'podman'>, file: string, id: string): Promise<ImportTimes> {
+    const r = await timedWithOutput('ferry restore', FERRY_CLI, this.ferry(['restore', '--import', file, '--name', id, '--runtime', RUNTIME[engine], '--json']), this.env);
     await timed('ferry rm', FERRY_CLI, this.ferry(['rm', id]), this.env);
-    return ms;
+    const result = JSON.parse(r.stdout) as { durationMs: number; timings: Record<string, number> };
+    return { wall: r.ms, phases: { outside: r.ms - result.durationMs, ...result.timings } };
   }
 
   async podmanImport(file: string, name: string): Promise<number> {
@@ -137,6 +150,8 @@ class ImportBench {
   }
 }
 
+const PHASES = ['outside', 'stage', 'check', 'baseImage', 'prepare', 'rootfs', 'container', 'task'];
+
 function render(r: ImportBenchResult): string {
   const w = (x: Workload) => (x === 'idle' ? 'idle' : `holding ${r.mib} MiB`);
   const t = (head: string[], rows: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((x) => `| ${x.join(' | ')} |`)].join('\n');
@@ -152,6 +167,10 @@ function render(r: ImportBenchResult): string {
       r.cells.map((c) => [w(c.workload), c.compression, c.engine, fmt(c.ms.median, 0), fmt(c.ms.p90, 0), fmt(c.ms.min, 0), fmt(c.archiveBytes / 2 ** 20, 1)])),
     '',
     t(['workload', 'compression', 'ratio', 'median'], r.ratios.map((x) => [w(x.workload), x.compression, `${x.engine} / podman`, fmtRatio(x.median)])),
+    '',
+    `Where ferry's time went (medians, ms; outside = wall clock less the command's own durationMs: node's start, the bundle, the connection, the exit; task = Tasks.Create, and Start on 1.7):`,
+    '',
+    t(['workload', 'compression', 'engine', ...PHASES], r.cells.filter((c) => c.phases).map((c) => [w(c.workload), c.compression, c.engine, ...PHASES.map((k) => fmt(c.phases![k] ?? 0, 0))])),
   ].join('\n');
 }
 
@@ -182,17 +201,31 @@ async function main(): Promise<void> {
         log(`${workload} ${compression}: making each engine's archive`);
         const archives = { ferry: await b.ferryArchive(workload, script, compression), podman: await b.podmanArchive(workload, script, compression) };
         const samples = new Map<Engine, number[]>();
+        const phases = new Map<Engine, Record<string, number[]>>();
         for (let i = 0; i < n; i++) {
           // Alternate which engine goes first, so none always runs on a warmer page cache.
           for (const e of i % 2 === 0 ? engines : [...engines].reverse()) {
             const name = `bi-${process.pid}-${workload}-${compression}-${i}-${e === 'podman' ? 'p' : e === 'ferry (Go shim)' ? 'g' : 'f'}`;
-            const ms = e === 'podman' ? await b.podmanImport(archives.podman, name) : await b.ferryImport(e, archives.ferry, name);
+            let ms: number;
+            if (e === 'podman') {
+              ms = await b.podmanImport(archives.podman, name);
+            } else {
+              const t = await b.ferryImport(e, archives.ferry, name);
+              ms = t.wall;
+              const into = phases.get(e) ?? {};
+              for (const [k, v] of Object.entries(t.phases)) (into[k] ??= []).push(v);
+              phases.set(e, into);
+            }
             samples.set(e, [...(samples.get(e) ?? []), ms]);
             log(`${workload} ${compression} ${e}: ${ms.toFixed(0)} ms`);
           }
         }
         for (const [engine, s] of samples) {
-          cells.push({ engine, workload, compression, ms: summarize(s), archiveBytes: fs.statSync(engine === 'podman' ? archives.podman : archives.ferry).size });
+          const p = phases.get(engine);
+          cells.push({
+            engine, workload, compression, ms: summarize(s), archiveBytes: fs.statSync(engine === 'podman' ? archives.podman : archives.ferry).size,
+            ...(p ? { phases: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, summarize(v).median])) } : {}),
+          });
         }
       }
     }
